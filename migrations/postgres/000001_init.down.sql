@@ -1,0 +1,6 @@
+DROP TABLE IF EXISTS oauth_connections;
+DROP TABLE IF EXISTS oauth_platforms;
+DROP TABLE IF EXISTS tools;
+DROP TABLE IF EXISTS toolkits;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS settings;
