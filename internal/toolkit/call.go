@@ -33,7 +33,9 @@ type Runner interface {
 type RunnerFunc func(ctx context.Context, call *Call) (json.RawMessage, error)
 
 // Run calls f.
-func (f RunnerFunc) Run(ctx context.Context, call *Call) (json.RawMessage, error) { return f(ctx, call) }
+func (f RunnerFunc) Run(ctx context.Context, call *Call) (json.RawMessage, error) {
+	return f(ctx, call)
+}
 
 // Sealer encrypts secrets at rest (internal/oauth implements it with AES-256-GCM).
 type Sealer interface {

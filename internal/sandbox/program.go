@@ -1,0 +1,127 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dop251/goja"
+	"github.com/dop251/goja/ast"
+	"github.com/dop251/goja/file"
+	"github.com/dop251/goja/parser"
+)
+
+// codeFile is the file name goja gives the code in positions.
+const codeFile = "code.js"
+
+// The code is wrapped as one parenthesised async function expression. The
+// header ends with a newline so that line N of the body is line N+1 of the
+// wrapper (we subtract one when reporting), and the trailer starts with one so
+// that a body ending in a // comment cannot swallow the closing brace.
+const (
+	wrapHeader = "(async function (input, ctx) {\n"
+	wrapFooter = "\n})"
+)
+
+// parserOptions disables source maps: by default goja resolves a
+// `//# sourceMappingURL=` comment by reading that path from the local
+// filesystem (os.ReadFile), which would let code probe files or hang the
+// process on /dev/zero. The same options are set on every VM for eval and
+// Function.
+var parserOptions = []parser.Option{parser.WithDisableSourceMaps}
+
+// Program is code compiled once and runnable many times, concurrently, in
+// separate runs (a goja.Program is immutable and not tied to a VM).
+type Program struct {
+	prg  *goja.Program
+	size int // bytes of the body, checked against Limits.MaxCodeBytes at run time
+}
+
+// Compile compiles body as the body of `async function (input, ctx)`.
+// A body that does not parse, or that tries to close the wrapper function
+// early, is a *Error of KindSyntax whose message gives the line and column in
+// body.
+func Compile(body string) (*Program, error) {
+	src := wrapHeader + body + wrapFooter
+	file, err := parser.ParseFile(nil, codeFile, src, 0, parserOptions...)
+	lines := strings.Count(body, "\n") + 1
+	if err != nil {
+		return nil, syntaxError(err, lines)
+	}
+	if !isWrappedFunction(file) {
+		// Something like `}); evil(); (async function () {` balanced the
+		// braces differently: refuse it rather than run code outside the
+		// function we hand input to.
+		return nil, &Error{Kind: KindSyntax, Message: "SyntaxError: unbalanced braces: the code closes the function it runs in"}
+	}
+	prg, err := goja.CompileAST(file, false)
+	if err != nil {
+		return nil, syntaxError(err, lines)
+	}
+	return &Program{prg: prg, size: len(body)}, nil
+}
+
+// CheckSyntax reports whether body compiles, with the error Compile gives.
+// Admin writes call it so that a broken js tool is refused when it is saved,
+// not when it is first called.
+func CheckSyntax(body string) error {
+	_, err := Compile(body)
+	return err
+}
+
+// isWrappedFunction reports whether the parsed wrapper is exactly one
+// expression statement holding one async function literal, i.e. the body did
+// not escape the function.
+func isWrappedFunction(p *ast.Program) bool {
+	if len(p.Body) != 1 {
+		return false
+	}
+	st, ok := p.Body[0].(*ast.ExpressionStatement)
+	if !ok {
+		return false
+	}
+	fn, ok := st.Expression.(*ast.FunctionLiteral)
+	return ok && fn.Async && !fn.Generator
+}
+
+// syntaxError turns a parser or compiler error into a KindSyntax *Error
+// whose position refers to the body (of the given number of lines), not the
+// wrapper.
+func syntaxError(err error, lines int) *Error {
+	var list parser.ErrorList
+	if errors.As(err, &list) && len(list) > 0 {
+		e := list[0]
+		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + e.Message + position(e.Position, lines)}
+	}
+	var perr *parser.Error
+	if errors.As(err, &perr) {
+		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + perr.Message + position(perr.Position, lines)}
+	}
+	var cerr *goja.CompilerSyntaxError
+	if errors.As(err, &cerr) {
+		if cerr.File != nil {
+			return &Error{Kind: KindSyntax, Message: "SyntaxError: " + cerr.Message + position(cerr.File.Position(cerr.Offset), lines)}
+		}
+		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + cerr.Message}
+	}
+	var rerr *goja.CompilerReferenceError
+	if errors.As(err, &rerr) {
+		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + rerr.Message}
+	}
+	// Unknown shapes still must not leak the wrapper's file name.
+	return &Error{Kind: KindSyntax, Message: "SyntaxError: " + strings.ReplaceAll(err.Error(), codeFile+": ", "")}
+}
+
+// position renders a wrapper position as one in the body: the header takes
+// line 1, and a position in the footer means the code ended too early.
+func position(p file.Position, lines int) string {
+	l := p.Line - 1
+	switch {
+	case l > lines:
+		return " (at the end of the code)"
+	case l < 1:
+		return " (line 1)"
+	default:
+		return fmt.Sprintf(" (line %d, column %d)", l, p.Column)
+	}
+}

@@ -1,0 +1,436 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dop251/goja"
+)
+
+// Defaults applied to zero Limits fields.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultMaxResultBytes = 1 << 20
+	// DefaultMaxCodeBytes matches the monday reference's MAX_CODE_SIZE.
+	DefaultMaxCodeBytes = 1_000_000
+)
+
+const (
+	// maxCallStackSize stops runaway recursion with a RangeError instead of
+	// letting goja grow its call stack until memory runs out.
+	maxCallStackSize = 8192
+	// maxErrorMessageBytes bounds the message of a failed run; a thrown
+	// value can be arbitrarily large.
+	maxErrorMessageBytes = 4 << 10
+)
+
+// Limits bound one run. Zero fields take the defaults above.
+type Limits struct {
+	Timeout        time.Duration // wall-clock time of the whole run
+	MaxResultBytes int           // length of the JSON result
+	MaxCodeBytes   int           // length of the body
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultTimeout
+	}
+	if l.MaxResultBytes <= 0 {
+		l.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if l.MaxCodeBytes <= 0 {
+		l.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	return l
+}
+
+// Host is what the code may reach beyond the language itself.
+type Host struct {
+	// Globals are installed on the global object. A value may be a Func or an
+	// AsyncFunc (or a func with the same signature), a map[string]any (a
+	// namespace object whose values follow the same rules, e.g. api.math.add),
+	// a json.RawMessage, or anything encoding/json can marshal, which the code
+	// sees as plain data. Go values are never exposed as wrapped objects, so
+	// the code cannot reach Go methods or fields.
+	Globals map[string]any
+
+	// Console receives console.log/info/debug/warn/error output, one call per
+	// line, level one of "debug", "info", "warn", "error". Output is bounded
+	// per run (see console.go). Nil discards it.
+	Console func(level, msg string)
+}
+
+// Func is a synchronous host capability. Each JS argument arrives as JSON
+// (undefined as null); a non-empty result is parsed and returned to JS,
+// an empty one is undefined. An error is thrown in JS as an Error whose
+// message is err.Error(), so it must be fit for the code's author to read.
+// A Func runs on the loop goroutine and cannot be interrupted: it must be
+// quick. A panic ends the run with an internal (non-*Error) error.
+type Func func(args []json.RawMessage) (json.RawMessage, error)
+
+// AsyncFunc is an asynchronous host capability: JS gets a Promise that
+// settles with its result or rejects with an Error of its message. It runs on
+// its own goroutine with a context that is canceled when the run ends, so it
+// may block (on I/O, or later on a monday client's answer).
+type AsyncFunc func(ctx context.Context, args []json.RawMessage) (json.RawMessage, error)
+
+// RunFunction compiles body as the body of `async function (input, ctx)`
+// and runs it once: input is the JSON passed as `input`, ctxObj is marshalled
+// to JSON and passed as `ctx`. It returns the JSON of what the function's
+// promise resolves to (undefined becomes null).
+//
+// Failures of the code are *Error. Any other error is a fault of the caller
+// or of a host function (input that is not JSON, a Global that cannot be
+// converted, a panicking host function) and is not meant for the code's author.
+func RunFunction(ctx context.Context, body string, input json.RawMessage, ctxObj any, lim Limits, host Host) (json.RawMessage, error) {
+	lim = lim.withDefaults()
+	if len(body) > lim.MaxCodeBytes {
+		return nil, codeTooLarge(len(body), lim.MaxCodeBytes)
+	}
+	p, err := Compile(body)
+	if err != nil {
+		return nil, err
+	}
+	return p.Run(ctx, input, ctxObj, lim, host)
+}
+
+// Run runs a compiled program once in a fresh VM; see RunFunction.
+func (p *Program) Run(ctx context.Context, input json.RawMessage, ctxObj any, lim Limits, host Host) (out json.RawMessage, err error) {
+	lim = lim.withDefaults()
+	if p.size > lim.MaxCodeBytes {
+		return nil, codeTooLarge(p.size, lim.MaxCodeBytes)
+	}
+	ctxJSON, err := json.Marshal(ctxObj)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: marshalling ctx: %w", err)
+	}
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+
+	runCtx, cancel := context.WithTimeoutCause(ctx, lim.Timeout, errTimeLimit)
+	defer cancel() // also cancels the AsyncFuncs still in flight
+	e := newExecution(runCtx, lim, host)
+	if err := runCtx.Err(); err != nil {
+		return nil, e.stopped()
+	}
+	// The VM is used by this goroutine only; the interrupt is the one call
+	// goja allows from another goroutine.
+	stop := context.AfterFunc(runCtx, func() { e.vm.Interrupt(errInterrupted) })
+	defer stop()
+	defer func() {
+		// A host function or goja itself panicked. The VM is thrown away, so
+		// its state does not matter; the process must not die for one run.
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("sandbox: panic during run: %v", r)
+		}
+	}()
+	return e.run(p, input, ctxJSON)
+}
+
+var (
+	// errTimeLimit is the cause of the run context when Limits.Timeout
+	// passes; it wraps DeadlineExceeded for callers that test for it.
+	errTimeLimit = fmt.Errorf("sandbox time limit reached: %w", context.DeadlineExceeded)
+	// errInterrupted is the value the VM is interrupted with.
+	errInterrupted = errors.New("sandbox run stopped")
+)
+
+func codeTooLarge(n, limit int) *Error {
+	return &Error{Kind: KindCodeTooLarge, Message: fmt.Sprintf("the code is %d bytes, more than the limit of %d", n, limit)}
+}
+
+// execution is one run: one VM, its event loop, and the host around it.
+// Everything but the completions channel is touched by the loop goroutine only.
+type execution struct {
+	ctx  context.Context
+	vm   *goja.Runtime
+	lim  Limits
+	host Host
+	js   intrinsics
+
+	timers timers
+
+	// pending counts AsyncFunc calls in flight; completions carries their
+	// results back to the loop goroutine.
+	pending     int
+	completions chan func() error
+
+	console consoleState
+}
+
+func newExecution(ctx context.Context, lim Limits, host Host) *execution {
+	vm := goja.New()
+	vm.SetParserOptions(parserOptions...)
+	vm.SetMaxCallStackSize(maxCallStackSize)
+	return &execution{
+		ctx:         ctx,
+		vm:          vm,
+		lim:         lim,
+		host:        host,
+		timers:      newTimers(),
+		completions: make(chan func() error, 16),
+	}
+}
+
+func (e *execution) run(p *Program, input, ctxJSON json.RawMessage) (json.RawMessage, error) {
+	if err := e.setup(); err != nil {
+		return nil, err
+	}
+	inputVal, err := e.parseJSON(input)
+	if err != nil {
+		return nil, e.hostError("input", err)
+	}
+	ctxVal, err := e.parseJSON(ctxJSON)
+	if err != nil {
+		return nil, e.hostError("ctx", err)
+	}
+
+	fnVal, err := e.vm.RunProgram(p.prg)
+	if err != nil {
+		return nil, e.jsError(err)
+	}
+	fn, ok := goja.AssertFunction(fnVal)
+	if !ok {
+		return nil, errors.New("sandbox: the compiled code is not a function")
+	}
+	// Calling the async function runs it up to its first await; goja drains
+	// the microtasks it queued before returning here.
+	res, err := fn(goja.Undefined(), inputVal, ctxVal)
+	if err != nil {
+		return nil, e.jsError(err)
+	}
+	promise, ok := res.Export().(*goja.Promise)
+	if !ok {
+		return nil, errors.New("sandbox: the async function did not return a promise")
+	}
+	if err := e.loop(promise); err != nil {
+		return nil, err
+	}
+	return e.settle(promise)
+}
+
+// setup prepares the global object: bootstrap helpers, console, string
+// caps, timers, then the host's globals, which may override any of them.
+func (e *execution) setup() error {
+	g := e.vm.GlobalObject()
+	// GoError is goja's own constructor for wrapped Go errors: not part of
+	// the language, and nothing the code needs.
+	if err := g.Delete("GoError"); err != nil {
+		return fmt.Errorf("sandbox: removing GoError: %w", err)
+	}
+
+	boot, err := e.vm.RunProgram(bootstrapProgram())
+	if err != nil {
+		return fmt.Errorf("sandbox: bootstrap: %w", err)
+	}
+	bootFn, _ := goja.AssertFunction(boot)
+	helpers, err := bootFn(goja.Undefined())
+	if err != nil {
+		return fmt.Errorf("sandbox: bootstrap: %w", err)
+	}
+	h := helpers.ToObject(e.vm)
+	for _, x := range []struct {
+		name string
+		dst  *goja.Callable
+	}{
+		{"parse", &e.js.parse}, {"stringify", &e.js.stringify}, {"describe", &e.js.describe},
+		{"formatArg", &e.js.formatArg}, {"newError", &e.js.newError},
+	} {
+		fn, ok := goja.AssertFunction(h.Get(x.name))
+		if !ok {
+			return fmt.Errorf("sandbox: bootstrap did not return %s", x.name)
+		}
+		*x.dst = fn
+	}
+	if err := e.installConsole(); err != nil {
+		return fmt.Errorf("sandbox: installing console: %w", err)
+	}
+	if err := e.capStringBuilders(); err != nil {
+		return fmt.Errorf("sandbox: capping string builders: %w", err)
+	}
+
+	for name, fn := range map[string]func(goja.FunctionCall) goja.Value{
+		"setTimeout":    func(c goja.FunctionCall) goja.Value { return e.setTimer(c, false) },
+		"setInterval":   func(c goja.FunctionCall) goja.Value { return e.setTimer(c, true) },
+		"clearTimeout":  e.clearTimer,
+		"clearInterval": e.clearTimer,
+	} {
+		if err := g.DefineDataProperty(name, e.vm.ToValue(fn), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+			return fmt.Errorf("sandbox: installing %s: %w", name, err)
+		}
+	}
+
+	for name, v := range e.host.Globals {
+		jv, err := e.hostValue(name, v)
+		if err != nil {
+			return err
+		}
+		if err := g.Set(name, jv); err != nil {
+			return fmt.Errorf("sandbox: installing global %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// loop drives the event loop until the promise settles: AsyncFunc
+// completions first (their work is already done), then due timers, then it
+// sleeps until the next timer, a completion, or the end of the run.
+func (e *execution) loop(p *goja.Promise) error {
+	var sleep *time.Timer
+	defer func() {
+		if sleep != nil {
+			sleep.Stop()
+		}
+	}()
+	for p.State() == goja.PromiseStatePending {
+		// A callback that is a Go built-in never reaches an interrupt check,
+		// so the loop checks the context itself on every turn.
+		if e.ctx.Err() != nil {
+			return e.stopped()
+		}
+		select {
+		case f := <-e.completions:
+			if err := f(); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+
+		var wake <-chan time.Time
+		if t := e.timers.next(); t != nil {
+			d := time.Until(t.when)
+			if d <= 0 {
+				if err := e.fire(t); err != nil {
+					return err
+				}
+				continue
+			}
+			if sleep == nil {
+				sleep = time.NewTimer(d)
+			} else {
+				sleep.Reset(d)
+			}
+			wake = sleep.C
+		} else if e.pending == 0 {
+			return &Error{Kind: KindRuntime, Message: "the function's promise never settles: it waits for something " +
+				"that nothing can resolve any more (no timer is pending and no host call is in flight)"}
+		}
+
+		select {
+		case f := <-e.completions:
+			if err := f(); err != nil {
+				return err
+			}
+		case <-wake:
+		case <-e.ctx.Done():
+			return e.stopped()
+		}
+	}
+	return nil
+}
+
+// settle turns the settled promise into the run's result.
+func (e *execution) settle(p *goja.Promise) (json.RawMessage, error) {
+	if p.State() == goja.PromiseStateRejected {
+		return nil, e.thrown(p.Result())
+	}
+	s, err := e.js.stringify(goja.Undefined(), p.Result())
+	if err != nil {
+		return nil, e.jsError(err)
+	}
+	if goja.IsUndefined(s) { // undefined, a function or a symbol
+		return json.RawMessage("null"), nil
+	}
+	// A goja string is UTF-16 inside; its length bounds the UTF-8 size from
+	// below, so a string already past the cap is refused before converting.
+	if str, ok := s.(goja.String); ok && str.Length() > e.lim.MaxResultBytes {
+		return nil, resultTooLarge(str.Length(), e.lim.MaxResultBytes)
+	}
+	out := s.String()
+	if len(out) > e.lim.MaxResultBytes {
+		return nil, resultTooLarge(len(out), e.lim.MaxResultBytes)
+	}
+	return json.RawMessage(out), nil
+}
+
+func resultTooLarge(n, limit int) *Error {
+	return &Error{Kind: KindResultTooLarge, Message: fmt.Sprintf("the result is at least %d bytes of JSON, more than the limit of %d", n, limit)}
+}
+
+// stopped is the error of a run whose context is done.
+func (e *execution) stopped() *Error {
+	cause := context.Cause(e.ctx)
+	switch {
+	case errors.Is(cause, errTimeLimit):
+		return &Error{Kind: KindTimeout, Message: fmt.Sprintf("the code ran longer than its time limit of %s", e.lim.Timeout), cause: context.DeadlineExceeded}
+	case errors.Is(cause, context.DeadlineExceeded):
+		return &Error{Kind: KindTimeout, Message: "the code ran past the deadline of the call", cause: context.DeadlineExceeded}
+	default:
+		if cause == nil {
+			cause = context.Canceled
+		}
+		return &Error{Kind: KindCanceled, Message: "the run was canceled", cause: cause}
+	}
+}
+
+// jsError maps an error returned by goja into the run's error.
+func (e *execution) jsError(err error) error {
+	var interrupted *goja.InterruptedError
+	var overflow *goja.StackOverflowError
+	var ex *goja.Exception
+	switch {
+	case errors.As(err, &interrupted):
+		return e.stopped()
+	case errors.As(err, &overflow):
+		return &Error{Kind: KindRuntime, Message: "RangeError: Maximum call stack size exceeded"}
+	case errors.As(err, &ex):
+		return e.thrown(ex.Value())
+	default:
+		return fmt.Errorf("sandbox: %w", err)
+	}
+}
+
+// thrown is the KindRuntime error for a value the code threw or rejected with.
+func (e *execution) thrown(v goja.Value) error {
+	msg, err := e.js.describe(goja.Undefined(), v)
+	if err != nil {
+		// describe catches what it can; only an interrupt gets here.
+		return e.jsError(err)
+	}
+	return &Error{Kind: KindRuntime, Message: truncate(msg.String(), maxErrorMessageBytes)}
+}
+
+// hostError reports a bad value handed in by the caller (not the code).
+func (e *execution) hostError(what string, err error) error {
+	var serr *Error
+	if errors.As(err, &serr) && (serr.Kind == KindTimeout || serr.Kind == KindCanceled) {
+		return serr
+	}
+	return fmt.Errorf("sandbox: %s is not valid JSON: %v", what, err)
+}
+
+// parseJSON turns JSON into a JS value with the VM's own (captured) JSON.parse.
+func (e *execution) parseJSON(raw json.RawMessage) (goja.Value, error) {
+	v, err := e.js.parse(goja.Undefined(), e.vm.ToValue(string(raw)))
+	if err != nil {
+		return nil, e.jsError(err)
+	}
+	return v, nil
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && cut < len(s) && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}
