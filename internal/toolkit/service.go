@@ -271,10 +271,23 @@ func (s *Service) EnsureAdminKey(ctx context.Context, configured string) (genera
 		return "", nil
 	}
 	secret := NewKeySecret(KeyAdmin)
-	err = s.store.PutAPIKey(ctx, &APIKey{
+	k := &APIKey{
 		ID: BootstrapAdminKeyID, Name: "bootstrap admin (generated)", Kind: KeyAdmin,
 		Prefix: keyPrefix(secret), Hash: HashKey(secret), CreatedAt: now,
-	})
+	}
+	// Create, not Put: when several instances start together on an empty
+	// database, exactly one insert wins and the others must not overwrite the
+	// key it printed.
+	err = s.store.CreateAPIKey(ctx, k)
+	if KindOf(err) == KindConflict {
+		// Either another instance just made it, or an old bootstrap key was
+		// revoked and no admin is left: only then replace it.
+		n, cerr := s.store.CountActiveAPIKeys(ctx, KeyAdmin)
+		if cerr != nil || n > 0 {
+			return "", cerr
+		}
+		err = s.store.PutAPIKey(ctx, k)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -28,7 +28,14 @@ func OpenSQLite(tb testing.TB) *store.DB {
 // (see PostgresURL), closed when the test ends.
 func OpenPostgres(tb testing.TB) *store.DB {
 	tb.Helper()
-	url := PostgresURL(tb)
+	return OpenPostgresURL(tb, PostgresURL(tb))
+}
+
+// OpenPostgresURL opens another pool on a database from PostgresURL, as a
+// second server instance sharing that database would. Call PostgresURL first
+// in the same test, so the pool is closed before the database is dropped.
+func OpenPostgresURL(tb testing.TB, url string) *store.DB {
+	tb.Helper()
 	db, err := store.Open(tb.Context(), store.Options{
 		DatabaseURL: url,
 		Logger:      slog.New(slog.DiscardHandler),
