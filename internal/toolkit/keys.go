@@ -29,13 +29,22 @@ func HashKey(secret string) []byte {
 	return h[:]
 }
 
-// keyPrefix is the part of a secret shown in listings so operators can tell keys apart.
+// keyPrefix is the part of a secret shown in listings so operators can tell
+// keys apart: "atp_cli_" and 4 random characters for generated keys. The
+// random part may itself contain '_', so the cut is after the second '_',
+// never the last. An operator-chosen key (ATP_ADMIN_KEY) shows at most 4
+// characters, and none when it is short.
 func keyPrefix(secret string) string {
-	if i := strings.LastIndexByte(secret, '_'); i >= 0 && len(secret) >= i+5 {
-		return secret[:i+5]
+	if strings.HasPrefix(secret, "atp_") {
+		if i := strings.IndexByte(secret[len("atp_"):], '_'); i >= 0 {
+			end := len("atp_") + i + 1 + 4
+			if end < len(secret)-16 {
+				return secret[:end]
+			}
+		}
 	}
-	if len(secret) > 8 {
-		return secret[:8]
+	if len(secret) >= 24 {
+		return secret[:4]
 	}
 	return ""
 }
