@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/dop251/goja"
@@ -37,6 +38,18 @@ func (e *execution) hostValue(path string, v any) (goja.Value, error) {
 		return e.vm.ToValue(e.asyncFunc(path, v)), nil
 	case func(context.Context, []json.RawMessage) (json.RawMessage, error):
 		return e.vm.ToValue(e.asyncFunc(path, v)), nil
+	case ParkFunc:
+		return e.vm.ToValue(e.parkFunc(path, v)), nil
+	case []any:
+		vals := make([]any, len(v))
+		for i, x := range v {
+			jv, err := e.hostValue(fmt.Sprintf("%s[%d]", path, i), x)
+			if err != nil {
+				return nil, err
+			}
+			vals[i] = jv
+		}
+		return e.vm.NewArray(vals...), nil
 	case map[string]any:
 		obj := e.vm.NewObject()
 		for k, x := range v {
@@ -75,9 +88,45 @@ func (e *execution) syncFunc(path string, fn Func) func(goja.FunctionCall) goja.
 		args := e.exportArgs(call)
 		res, err := fn(args)
 		if err != nil {
-			e.throw(plainError, err.Error())
+			return e.fail(err)
 		}
 		return e.importResult(path, res)
+	}
+}
+
+// fail reports a host function's error to the code: a Halt stops the run
+// (the interrupt lands as soon as the native function returns, before any
+// catch can see it); anything else is thrown as an Error.
+func (e *execution) fail(err error) goja.Value {
+	var halt *haltError
+	if errors.As(err, &halt) {
+		e.kill(halt)
+		return goja.Undefined()
+	}
+	e.throw(plainError, err.Error())
+	return nil // not reached: throw panics
+}
+
+func (e *execution) parkFunc(path string, fn ParkFunc) func(goja.FunctionCall) goja.Value {
+	return func(call goja.FunctionCall) goja.Value {
+		args := e.exportArgs(call)
+		pk, err := fn(args)
+		if err != nil {
+			return e.fail(err)
+		}
+		if pk == nil || pk.ID == "" {
+			panic(fmt.Sprintf("sandbox: park function %s returned no id", path))
+		}
+		if _, dup := e.parked[pk.ID]; dup {
+			panic(fmt.Sprintf("sandbox: park function %s returned the id %q twice", path, pk.ID))
+		}
+		promise, resolve, reject := e.vm.NewPromise()
+		if e.parked == nil {
+			e.parked = make(map[string]*parkedCall)
+		}
+		e.parked[pk.ID] = &parkedCall{request: pk.Request, settle: pk.Settle, resolve: resolve, reject: reject}
+		e.parkOrder = append(e.parkOrder, pk.ID)
+		return e.vm.ToValue(promise)
 	}
 }
 
@@ -86,12 +135,26 @@ func (e *execution) asyncFunc(path string, fn AsyncFunc) func(goja.FunctionCall)
 		args := e.exportArgs(call)
 		promise, resolve, reject := e.vm.NewPromise()
 		e.pending++
+		seq := e.asyncSeq
+		e.asyncSeq++
 		go func() {
 			res, panicked, err := callAsync(e.ctx, fn, args)
 			e.post(func() error {
 				e.pending--
 				if panicked != nil {
 					return fmt.Errorf("sandbox: host function %s panicked: %v", path, panicked)
+				}
+				var halt *haltError
+				if errors.As(err, &halt) {
+					e.kill(halt)
+					return e.stopped()
+				}
+				if e.host.OnEvent != nil {
+					ev := Event{Kind: EventResult, Seq: seq, Func: path, Result: res}
+					if err != nil {
+						ev.Result, ev.Err = nil, err.Error()
+					}
+					e.host.OnEvent(ev)
 				}
 				if err != nil {
 					ev, jerr := e.js.newError(goja.Undefined(), e.vm.ToValue(err.Error()), e.vm.ToValue(false))

@@ -19,8 +19,9 @@ const codeFile = "code.js"
 // wrapper (we subtract one when reporting), and the trailer starts with one so
 // that a body ending in a // comment cannot swallow the closing brace.
 const (
-	wrapHeader = "(async function (input, ctx) {\n"
-	wrapFooter = "\n})"
+	wrapHeader     = "(async function (input, ctx) {\n"
+	wrapCodeHeader = "(async function () {\n"
+	wrapFooter     = "\n})"
 )
 
 // parserOptions disables source maps: by default goja resolves a
@@ -42,7 +43,20 @@ type Program struct {
 // early, is a *Error of KindSyntax whose message gives the line and column in
 // body.
 func Compile(body string) (*Program, error) {
-	src := wrapHeader + body + wrapFooter
+	return compile(wrapHeader, body)
+}
+
+// CompileCode compiles body as the body of `async function ()`, with no
+// parameters: for code that gets no input (monday executions), which must
+// stay free to declare its own `input` or `ctx` (a parameter of that name
+// would make `const input = …` a SyntaxError). Run and Start still accept
+// input and ctxObj; the function ignores them.
+func CompileCode(body string) (*Program, error) {
+	return compile(wrapCodeHeader, body)
+}
+
+func compile(header, body string) (*Program, error) {
+	src := header + body + wrapFooter
 	file, err := parser.ParseFile(nil, codeFile, src, 0, parserOptions...)
 	lines := strings.Count(body, "\n") + 1
 	if err != nil {
@@ -52,7 +66,7 @@ func Compile(body string) (*Program, error) {
 		// Something like `}); evil(); (async function () {` balanced the
 		// braces differently: refuse it rather than run code outside the
 		// function we hand input to.
-		return nil, &Error{Kind: KindSyntax, Message: "SyntaxError: unbalanced braces: the code closes the function it runs in"}
+		return nil, &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: unbalanced braces: the code closes the function it runs in"}
 	}
 	prg, err := goja.CompileAST(file, false)
 	if err != nil {
@@ -91,25 +105,25 @@ func syntaxError(err error, lines int) *Error {
 	var list parser.ErrorList
 	if errors.As(err, &list) && len(list) > 0 {
 		e := list[0]
-		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + e.Message + position(e.Position, lines)}
+		return &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: " + e.Message + position(e.Position, lines)}
 	}
 	var perr *parser.Error
 	if errors.As(err, &perr) {
-		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + perr.Message + position(perr.Position, lines)}
+		return &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: " + perr.Message + position(perr.Position, lines)}
 	}
 	var cerr *goja.CompilerSyntaxError
 	if errors.As(err, &cerr) {
 		if cerr.File != nil {
-			return &Error{Kind: KindSyntax, Message: "SyntaxError: " + cerr.Message + position(cerr.File.Position(cerr.Offset), lines)}
+			return &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: " + cerr.Message + position(cerr.File.Position(cerr.Offset), lines)}
 		}
-		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + cerr.Message}
+		return &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: " + cerr.Message}
 	}
 	var rerr *goja.CompilerReferenceError
 	if errors.As(err, &rerr) {
-		return &Error{Kind: KindSyntax, Message: "SyntaxError: " + rerr.Message}
+		return &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: " + rerr.Message}
 	}
 	// Unknown shapes still must not leak the wrapper's file name.
-	return &Error{Kind: KindSyntax, Message: "SyntaxError: " + strings.ReplaceAll(err.Error(), codeFile+": ", "")}
+	return &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: " + strings.ReplaceAll(err.Error(), codeFile+": ", "")}
 }
 
 // position renders a wrapper position as one in the body: the header takes

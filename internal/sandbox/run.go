@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dop251/goja"
@@ -29,9 +30,18 @@ const (
 
 // Limits bound one run. Zero fields take the defaults above.
 type Limits struct {
-	Timeout        time.Duration // wall-clock time of the whole run
-	MaxResultBytes int           // length of the JSON result
-	MaxCodeBytes   int           // length of the body
+	// Timeout bounds the time the run is active: for Run, the wall-clock
+	// time of the whole run; for a Live run, the time it runs or waits on
+	// host calls, not the time it is paused waiting for its caller.
+	Timeout        time.Duration
+	MaxResultBytes int // length of the JSON result
+	MaxCodeBytes   int // length of the body
+
+	// MaxMemory is the heap the run may be charged with by Memory; with
+	// either unset the run's memory is not accounted (see MemoryWatchdog
+	// for how, and how precisely, heap is charged to a run).
+	MaxMemory int64
+	Memory    *MemoryWatchdog
 }
 
 func (l Limits) withDefaults() Limits {
@@ -61,6 +71,48 @@ type Host struct {
 	// line, level one of "debug", "info", "warn", "error". Output is bounded
 	// per run (see console.go). Nil discards it.
 	Console func(level, msg string)
+
+	// Prelude, if set, runs once before the code, after Globals are
+	// installed: it is called with one argument, an object built from
+	// PreludeHost by the rules of Globals, and installs what it wants on
+	// globalThis. Host functions handed to it that way stay in its closure,
+	// out of the code's reach, so it can build a runtime API (argument
+	// checks, composition of host calls) in JavaScript on top of them.
+	Prelude     *Prelude
+	PreludeHost map[string]any
+
+	// Now, if set, is the clock of Date.now() and new Date() (without
+	// arguments); Random, if set, is the source of Math.random(). A host
+	// that records what they return can replay a run exactly.
+	Now    func() time.Time
+	Random func() float64
+
+	// OnEvent, if set, is told of each macrotask the event loop delivers
+	// to the code, in order, on the run's goroutine: AsyncFunc results and
+	// timer firings. With Now, Random and the answers to parked calls, the
+	// sequence is everything a run depends on besides its code.
+	OnEvent func(Event)
+}
+
+// EventKind says what an Event delivered.
+type EventKind int
+
+const (
+	// EventResult: an AsyncFunc call settled; Seq is the call's number (in
+	// call order, from 0), Func the host path of the function, Result or
+	// Err what it settled with.
+	EventResult EventKind = iota + 1
+	// EventTimer: a timer fired; Seq is the id setTimeout/setInterval returned.
+	EventTimer
+)
+
+// Event is one macrotask delivered to the code (see Host.OnEvent).
+type Event struct {
+	Kind   EventKind
+	Seq    uint64
+	Func   string
+	Result json.RawMessage
+	Err    string // the rejection message; empty if the call succeeded
 }
 
 // Func is a synchronous host capability. Each JS argument arrives as JSON
@@ -114,13 +166,15 @@ func (p *Program) Run(ctx context.Context, input json.RawMessage, ctxObj any, li
 	runCtx, cancel := context.WithTimeoutCause(ctx, lim.Timeout, errTimeLimit)
 	defer cancel() // also cancels the AsyncFuncs still in flight
 	e := newExecution(runCtx, lim, host)
-	if err := runCtx.Err(); err != nil {
-		return nil, e.stopped()
-	}
+	defer e.release()
 	// The VM is used by this goroutine only; the interrupt is the one call
 	// goja allows from another goroutine.
-	stop := context.AfterFunc(runCtx, func() { e.vm.Interrupt(errInterrupted) })
+	stop := context.AfterFunc(runCtx, func() { e.kill(context.Cause(runCtx)) })
 	defer stop()
+	if runCtx.Err() != nil {
+		e.kill(context.Cause(runCtx))
+		return nil, e.stopped()
+	}
 	defer func() {
 		// A host function or goja itself panicked. The VM is thrown away, so
 		// its state does not matter; the process must not die for one run.
@@ -128,15 +182,17 @@ func (p *Program) Run(ctx context.Context, input json.RawMessage, ctxObj any, li
 			out, err = nil, fmt.Errorf("sandbox: panic during run: %v", r)
 		}
 	}()
+	e.mem.setActive(true)
 	return e.run(p, input, ctxJSON)
 }
 
 var (
-	// errTimeLimit is the cause of the run context when Limits.Timeout
+	// errTimeLimit is the cause of a run stopped when Limits.Timeout
 	// passes; it wraps DeadlineExceeded for callers that test for it.
 	errTimeLimit = fmt.Errorf("sandbox time limit reached: %w", context.DeadlineExceeded)
-	// errInterrupted is the value the VM is interrupted with.
-	errInterrupted = errors.New("sandbox run stopped")
+	// errPaused is what loop returns when the run waits for parked calls
+	// only: nothing else can make progress until its caller answers.
+	errPaused = errors.New("sandbox run paused")
 )
 
 func codeTooLarge(n, limit int) *Error {
@@ -144,9 +200,10 @@ func codeTooLarge(n, limit int) *Error {
 }
 
 // execution is one run: one VM, its event loop, and the host around it.
-// Everything but the completions channel is touched by the loop goroutine only.
+// Everything but the completions channel and the kill state is touched by
+// one goroutine at a time: the caller's for Run, the run's own for Live.
 type execution struct {
-	ctx  context.Context
+	ctx  context.Context // host calls' context; done when the run ends
 	vm   *goja.Runtime
 	lim  Limits
 	host Host
@@ -155,24 +212,90 @@ type execution struct {
 	timers timers
 
 	// pending counts AsyncFunc calls in flight; completions carries their
-	// results back to the loop goroutine.
+	// results back to the loop goroutine. asyncSeq numbers the calls.
 	pending     int
 	completions chan func() error
+	asyncSeq    uint64
+
+	// parked holds the ParkFunc calls waiting for the caller, by id, and
+	// parkOrder their ids in the order they were made.
+	parked    map[string]*parkedCall
+	parkOrder []string
+
+	// strictResult makes a result holding a function or a symbol fail
+	// the run (Live) instead of being dropped as JSON.stringify does (Run).
+	strictResult bool
 
 	console consoleState
+
+	// killed is closed, and cause set before, when the run is stopped
+	// from outside the code: time limit, memory, cancellation, halt.
+	killOnce sync.Once
+	killed   chan struct{}
+	cause    error
+
+	mem *memRun // nil unless the run's memory is accounted
+}
+
+type parkedCall struct {
+	request         any
+	settle          func(json.RawMessage) (json.RawMessage, error)
+	resolve, reject func(any) error
 }
 
 func newExecution(ctx context.Context, lim Limits, host Host) *execution {
 	vm := goja.New()
 	vm.SetParserOptions(parserOptions...)
 	vm.SetMaxCallStackSize(maxCallStackSize)
-	return &execution{
+	if host.Now != nil {
+		vm.SetTimeSource(host.Now)
+	}
+	if host.Random != nil {
+		vm.SetRandSource(host.Random)
+	}
+	e := &execution{
 		ctx:         ctx,
 		vm:          vm,
 		lim:         lim,
 		host:        host,
 		timers:      newTimers(),
 		completions: make(chan func() error, 16),
+		killed:      make(chan struct{}),
+	}
+	if lim.Memory != nil && lim.MaxMemory > 0 {
+		e.mem = lim.Memory.register(lim.MaxMemory, func() { e.kill(&memoryError{limit: lim.MaxMemory}) })
+	}
+	return e
+}
+
+// kill stops the run with cause: the first cause wins. It may be called
+// from any goroutine; the code is interrupted at its next instruction, and
+// the loop stops waiting.
+func (e *execution) kill(cause error) {
+	e.killOnce.Do(func() {
+		if cause == nil {
+			cause = context.Canceled
+		}
+		e.cause = cause
+		close(e.killed)
+		e.vm.Interrupt(cause)
+	})
+}
+
+func (e *execution) isKilled() bool {
+	select {
+	case <-e.killed:
+		return true
+	default:
+		return false
+	}
+}
+
+// release ends the run's memory accounting; the VM is garbage once the
+// caller drops the execution.
+func (e *execution) release() {
+	if e.mem != nil {
+		e.mem.unregister()
 	}
 }
 
@@ -189,6 +312,26 @@ func (e *execution) run(p *Program, input, ctxJSON json.RawMessage) (json.RawMes
 		return nil, e.hostError("ctx", err)
 	}
 
+	fn, err := e.function(p)
+	if err != nil {
+		return nil, err
+	}
+	promise, err := e.call(fn, inputVal, ctxVal)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.loop(promise); err != nil {
+		if errors.Is(err, errPaused) {
+			return nil, &Error{Kind: KindRuntime, Message: "the function's promise never settles: it waits for a parked " +
+				"host call, which only a live run (Start) can answer"}
+		}
+		return nil, err
+	}
+	return e.settle(promise)
+}
+
+// function evaluates the compiled wrapper to the async function it defines.
+func (e *execution) function(p *Program) (goja.Callable, error) {
 	fnVal, err := e.vm.RunProgram(p.prg)
 	if err != nil {
 		return nil, e.jsError(err)
@@ -197,9 +340,14 @@ func (e *execution) run(p *Program, input, ctxJSON json.RawMessage) (json.RawMes
 	if !ok {
 		return nil, errors.New("sandbox: the compiled code is not a function")
 	}
-	// Calling the async function runs it up to its first await; goja drains
-	// the microtasks it queued before returning here.
-	res, err := fn(goja.Undefined(), inputVal, ctxVal)
+	return fn, nil
+}
+
+// call calls the async function, which runs it up to its first await (goja
+// drains the microtasks it queued before returning here), and returns its
+// promise.
+func (e *execution) call(fn goja.Callable, args ...goja.Value) (*goja.Promise, error) {
+	res, err := fn(goja.Undefined(), args...)
 	if err != nil {
 		return nil, e.jsError(err)
 	}
@@ -207,10 +355,7 @@ func (e *execution) run(p *Program, input, ctxJSON json.RawMessage) (json.RawMes
 	if !ok {
 		return nil, errors.New("sandbox: the async function did not return a promise")
 	}
-	if err := e.loop(promise); err != nil {
-		return nil, err
-	}
-	return e.settle(promise)
+	return promise, nil
 }
 
 // setup prepares the global object: bootstrap helpers, console, string
@@ -238,7 +383,8 @@ func (e *execution) setup() error {
 		dst  *goja.Callable
 	}{
 		{"parse", &e.js.parse}, {"stringify", &e.js.stringify}, {"describe", &e.js.describe},
-		{"formatArg", &e.js.formatArg}, {"newError", &e.js.newError},
+		{"formatArg", &e.js.formatArg}, {"newError", &e.js.newError}, {"classOf", &e.js.classOf},
+		{"strictStringify", &e.js.strictStringify},
 	} {
 		fn, ok := goja.AssertFunction(h.Get(x.name))
 		if !ok {
@@ -251,6 +397,14 @@ func (e *execution) setup() error {
 	}
 	if err := e.capStringBuilders(); err != nil {
 		return fmt.Errorf("sandbox: capping string builders: %w", err)
+	}
+	if err := e.capArrayBuilders(); err != nil {
+		return fmt.Errorf("sandbox: capping array builders: %w", err)
+	}
+	if e.mem != nil {
+		if err := e.capBuffers(e.lim.MaxMemory); err != nil {
+			return fmt.Errorf("sandbox: capping buffers: %w", err)
+		}
 	}
 
 	for name, fn := range map[string]func(goja.FunctionCall) goja.Value{
@@ -273,12 +427,22 @@ func (e *execution) setup() error {
 			return fmt.Errorf("sandbox: installing global %s: %w", name, err)
 		}
 	}
+	if e.host.Prelude != nil {
+		return e.runPrelude()
+	}
 	return nil
 }
 
 // loop drives the event loop until the promise settles: AsyncFunc
 // completions first (their work is already done), then due timers, then it
 // sleeps until the next timer, a completion, or the end of the run.
+//
+// When nothing but parked calls can make progress (no completion queued, no
+// AsyncFunc in flight, no timer due now), it returns errPaused: that is the
+// moment every parked call of a Promise.all has been made, so the caller
+// gets them as one batch. Timers due later do not hold a pause back: an
+// interval that reports progress must not keep a run from asking its
+// caller for what it awaits.
 func (e *execution) loop(p *goja.Promise) error {
 	var sleep *time.Timer
 	defer func() {
@@ -288,8 +452,8 @@ func (e *execution) loop(p *goja.Promise) error {
 	}()
 	for p.State() == goja.PromiseStatePending {
 		// A callback that is a Go built-in never reaches an interrupt check,
-		// so the loop checks the context itself on every turn.
-		if e.ctx.Err() != nil {
+		// so the loop checks for a kill itself on every turn.
+		if e.isKilled() {
 			return e.stopped()
 		}
 		select {
@@ -310,6 +474,9 @@ func (e *execution) loop(p *goja.Promise) error {
 				}
 				continue
 			}
+			if e.pending == 0 && len(e.parked) > 0 {
+				return errPaused
+			}
 			if sleep == nil {
 				sleep = time.NewTimer(d)
 			} else {
@@ -317,17 +484,26 @@ func (e *execution) loop(p *goja.Promise) error {
 			}
 			wake = sleep.C
 		} else if e.pending == 0 {
+			if len(e.parked) > 0 {
+				return errPaused
+			}
 			return &Error{Kind: KindRuntime, Message: "the function's promise never settles: it waits for something " +
 				"that nothing can resolve any more (no timer is pending and no host call is in flight)"}
 		}
 
+		// Waiting allocates nothing: the memory watchdog must not charge
+		// this run for what other goroutines allocate meanwhile.
+		e.mem.setActive(false)
 		select {
 		case f := <-e.completions:
+			e.mem.setActive(true)
 			if err := f(); err != nil {
 				return err
 			}
 		case <-wake:
-		case <-e.ctx.Done():
+			e.mem.setActive(true)
+		case <-e.killed:
+			e.mem.setActive(true)
 			return e.stopped()
 		}
 	}
@@ -339,11 +515,18 @@ func (e *execution) settle(p *goja.Promise) (json.RawMessage, error) {
 	if p.State() == goja.PromiseStateRejected {
 		return nil, e.thrown(p.Result())
 	}
-	s, err := e.js.stringify(goja.Undefined(), p.Result())
+	stringify := e.js.stringify
+	if e.strictResult {
+		stringify = e.js.strictStringify
+	}
+	s, err := stringify(goja.Undefined(), p.Result())
 	if err != nil {
 		return nil, e.jsError(err)
 	}
-	if goja.IsUndefined(s) { // undefined, a function or a symbol
+	if goja.IsUndefined(s) { // undefined (strict), or also a function or a symbol
+		if e.strictResult {
+			return nil, nil
+		}
 		return json.RawMessage("null"), nil
 	}
 	// A goja string is UTF-16 inside; its length bounds the UTF-8 size from
@@ -362,18 +545,24 @@ func resultTooLarge(n, limit int) *Error {
 	return &Error{Kind: KindResultTooLarge, Message: fmt.Sprintf("the result is at least %d bytes of JSON, more than the limit of %d", n, limit)}
 }
 
-// stopped is the error of a run whose context is done.
+// stopped is the error of a run that was killed.
 func (e *execution) stopped() *Error {
-	cause := context.Cause(e.ctx)
+	cause := context.Canceled
+	if e.isKilled() {
+		cause = e.cause
+	}
+	var mem *memoryError
+	var halt *haltError
 	switch {
 	case errors.Is(cause, errTimeLimit):
 		return &Error{Kind: KindTimeout, Message: fmt.Sprintf("the code ran longer than its time limit of %s", e.lim.Timeout), cause: context.DeadlineExceeded}
 	case errors.Is(cause, context.DeadlineExceeded):
 		return &Error{Kind: KindTimeout, Message: "the code ran past the deadline of the call", cause: context.DeadlineExceeded}
+	case errors.As(cause, &mem):
+		return &Error{Kind: KindMemory, Message: mem.Error()}
+	case errors.As(cause, &halt):
+		return &Error{Kind: KindHalted, Message: truncate(halt.Error(), maxErrorMessageBytes), cause: halt.err}
 	default:
-		if cause == nil {
-			cause = context.Canceled
-		}
 		return &Error{Kind: KindCanceled, Message: "the run was canceled", cause: cause}
 	}
 }
@@ -387,7 +576,7 @@ func (e *execution) jsError(err error) error {
 	case errors.As(err, &interrupted):
 		return e.stopped()
 	case errors.As(err, &overflow):
-		return &Error{Kind: KindRuntime, Message: "RangeError: Maximum call stack size exceeded"}
+		return &Error{Kind: KindRuntime, Class: "RangeError", Message: "RangeError: Maximum call stack size exceeded"}
 	case errors.As(err, &ex):
 		return e.thrown(ex.Value())
 	default:
@@ -402,7 +591,11 @@ func (e *execution) thrown(v goja.Value) error {
 		// describe catches what it can; only an interrupt gets here.
 		return e.jsError(err)
 	}
-	return &Error{Kind: KindRuntime, Message: truncate(msg.String(), maxErrorMessageBytes)}
+	class, err := e.js.classOf(goja.Undefined(), v)
+	if err != nil {
+		return e.jsError(err)
+	}
+	return &Error{Kind: KindRuntime, Class: class.String(), Message: truncate(msg.String(), maxErrorMessageBytes)}
 }
 
 // hostError reports a bad value handed in by the caller (not the code).

@@ -54,6 +54,15 @@ func (ts *timers) schedule(t *timer, d time.Duration) {
 	ts.byID[t.id] = t
 }
 
+// shift moves every pending timer d later: a live run's timers measure the
+// time it is active, so a pause for the caller does not make them all due
+// at once when it resumes. Equal shifts keep the heap ordered.
+func (ts *timers) shift(d time.Duration) {
+	for _, t := range ts.heap {
+		t.when = t.when.Add(d)
+	}
+}
+
 func (ts *timers) remove(t *timer) {
 	if _, ok := ts.byID[t.id]; !ok {
 		return
@@ -135,6 +144,9 @@ func (e *execution) fire(t *timer) error {
 	e.timers.remove(t)
 	if t.interval > 0 {
 		e.timers.schedule(t, t.interval)
+	}
+	if e.host.OnEvent != nil {
+		e.host.OnEvent(Event{Kind: EventTimer, Seq: uint64(t.id)})
 	}
 	if _, err := t.fn(goja.Undefined(), t.args...); err != nil {
 		return e.jsError(err)
