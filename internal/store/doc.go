@@ -23,10 +23,13 @@
 //     itself (a replace keeps CreatedAt; UpdatedAt never goes back); an API
 //     key's CreatedAt is the caller's, or now when zero, and a key or
 //     connection without an id is given one.
-//   - Deleting a toolkit deletes its tools; deleting a platform deletes its
-//     connections (and their tokens).
+//   - Deleting a toolkit deletes its tools and the records of what toolkit
+//     processes registered into it; deleting a platform deletes its
+//     connections (and their tokens). A toolkit's owner is set on create
+//     only. ReplaceToolkit is a compare-and-swap on the revision.
 //   - Secrets arrive sealed. A plaintext tool secret or client secret is
-//     refused (KindInternal): it means a caller skipped the Sealer.
+//     refused (KindInternal): it means a caller skipped the Sealer. Webhook
+//     signing secrets are sealed too (the server signs with them).
 //   - Empty slices and maps come back nil; List methods never return nil.
 //   - Tool schemas come back byte for byte as written (property order is
 //     the parameter order clients show).

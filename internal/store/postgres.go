@@ -129,9 +129,9 @@ func (e *pgEngine) CreateToolkit(ctx context.Context, tk *toolkit.Toolkit) error
 	t := now()
 	err = e.write(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-			INSERT INTO toolkits (id, name, description, instructions, revision, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, 1, $5, $5)`,
-			tk.ID, tk.Name, tk.Description, tk.Instructions, t)
+			INSERT INTO toolkits (id, name, description, instructions, revision, owner_key_id, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, 1, $5, $6, $6)`,
+			tk.ID, tk.Name, tk.Description, tk.Instructions, tk.OwnerKeyID, t)
 		if err != nil {
 			return pgTranslate(err, subject("toolkit", tk.ID))
 		}
@@ -151,6 +151,7 @@ func (e *pgEngine) PutToolkit(ctx context.Context, tk *toolkit.Toolkit) (bool, e
 	}
 	var (
 		rev              int64
+		owner            string
 		created, updated time.Time
 		t                = now()
 	)
@@ -158,19 +159,20 @@ func (e *pgEngine) PutToolkit(ctx context.Context, tk *toolkit.Toolkit) (bool, e
 		// The upsert locks the toolkit row until commit, so concurrent puts
 		// of one toolkit take turns: each sees the revision of the one
 		// before. GREATEST keeps updated_at from going back when the clock
-		// was read before this transaction got the lock.
+		// was read before this transaction got the lock. The owner is set
+		// on insert only.
 		err := tx.QueryRow(ctx, `
-			INSERT INTO toolkits (id, name, description, instructions, revision, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, 1, $5, $5)
+			INSERT INTO toolkits (id, name, description, instructions, revision, owner_key_id, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, 1, $5, $6, $6)
 			ON CONFLICT (id) DO UPDATE SET
 				name = excluded.name,
 				description = excluded.description,
 				instructions = excluded.instructions,
 				revision = toolkits.revision + 1,
 				updated_at = GREATEST(toolkits.updated_at, excluded.updated_at)
-			RETURNING revision, created_at, updated_at`,
-			tk.ID, tk.Name, tk.Description, tk.Instructions, t,
-		).Scan(&rev, &created, &updated)
+			RETURNING revision, owner_key_id, created_at, updated_at`,
+			tk.ID, tk.Name, tk.Description, tk.Instructions, tk.OwnerKeyID, t,
+		).Scan(&rev, &owner, &created, &updated)
 		if err != nil {
 			return pgTranslate(err, subject("toolkit", tk.ID))
 		}
@@ -182,7 +184,7 @@ func (e *pgEngine) PutToolkit(ctx context.Context, tk *toolkit.Toolkit) (bool, e
 	if err != nil {
 		return false, pgTranslate(err, subject("toolkit", tk.ID))
 	}
-	tk.Revision, tk.CreatedAt, tk.UpdatedAt = rev, created.UTC(), updated.UTC()
+	tk.Revision, tk.OwnerKeyID, tk.CreatedAt, tk.UpdatedAt = rev, owner, created.UTC(), updated.UTC()
 	return rev == 1, nil
 }
 
@@ -212,7 +214,7 @@ func insertPGTools(ctx context.Context, tx pgx.Tx, toolkitID string, tools []too
 // reads a toolkit with its tools from one snapshot, in one round trip
 // (this runs on every tool call).
 const pgToolkitSelect = `
-	SELECT k.id, k.name, k.description, k.instructions, k.revision, k.created_at, k.updated_at,
+	SELECT k.id, k.name, k.description, k.instructions, k.revision, k.owner_key_id, k.created_at, k.updated_at,
 	       t.name, t.description, t.input_schema, t.output_schema, t.annotations, t.executor
 	FROM toolkits k LEFT JOIN tools t ON t.toolkit_id = k.id`
 
@@ -255,7 +257,7 @@ func scanPGToolkits(rows pgx.Rows) ([]*toolkit.Toolkit, error) {
 			toolName, toolDesc     *string
 			in, out, ann, executor []byte
 		)
-		err := rows.Scan(&tk.ID, &tk.Name, &tk.Description, &tk.Instructions, &tk.Revision,
+		err := rows.Scan(&tk.ID, &tk.Name, &tk.Description, &tk.Instructions, &tk.Revision, &tk.OwnerKeyID,
 			&tk.CreatedAt, &tk.UpdatedAt, &toolName, &toolDesc, &in, &out, &ann, &executor)
 		if err != nil {
 			return nil, err

@@ -239,9 +239,9 @@ func (e *sqliteEngine) CreateToolkit(ctx context.Context, tk *toolkit.Toolkit) e
 	t := now()
 	err = e.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
-			INSERT INTO toolkits (id, name, description, instructions, revision, created_at, updated_at)
-			VALUES (?, ?, ?, ?, 1, ?, ?)`,
-			tk.ID, tk.Name, tk.Description, tk.Instructions, sqliteTime(t), sqliteTime(t))
+			INSERT INTO toolkits (id, name, description, instructions, revision, owner_key_id, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
+			tk.ID, tk.Name, tk.Description, tk.Instructions, tk.OwnerKeyID, sqliteTime(t), sqliteTime(t))
 		if err != nil {
 			return sqliteTranslate(err, subject("toolkit", tk.ID))
 		}
@@ -261,24 +261,25 @@ func (e *sqliteEngine) PutToolkit(ctx context.Context, tk *toolkit.Toolkit) (boo
 	}
 	var (
 		rev              int64
+		owner            string
 		created, updated time.Time
 		t                = now()
 	)
 	err = e.write(ctx, func(tx *sql.Tx) error {
 		// max() keeps updated_at from going back when the clock was read
-		// before this writer got its turn.
+		// before this writer got its turn. The owner is set on insert only.
 		err := tx.QueryRowContext(ctx, `
-			INSERT INTO toolkits (id, name, description, instructions, revision, created_at, updated_at)
-			VALUES (?, ?, ?, ?, 1, ?, ?)
+			INSERT INTO toolkits (id, name, description, instructions, revision, owner_key_id, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 1, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET
 				name = excluded.name,
 				description = excluded.description,
 				instructions = excluded.instructions,
 				revision = toolkits.revision + 1,
 				updated_at = max(toolkits.updated_at, excluded.updated_at)
-			RETURNING revision, created_at, updated_at`,
-			tk.ID, tk.Name, tk.Description, tk.Instructions, sqliteTime(t), sqliteTime(t),
-		).Scan(&rev, timeCol{&created}, timeCol{&updated})
+			RETURNING revision, owner_key_id, created_at, updated_at`,
+			tk.ID, tk.Name, tk.Description, tk.Instructions, tk.OwnerKeyID, sqliteTime(t), sqliteTime(t),
+		).Scan(&rev, &owner, timeCol{&created}, timeCol{&updated})
 		if err != nil {
 			return sqliteTranslate(err, subject("toolkit", tk.ID))
 		}
@@ -290,7 +291,7 @@ func (e *sqliteEngine) PutToolkit(ctx context.Context, tk *toolkit.Toolkit) (boo
 	if err != nil {
 		return false, sqliteTranslate(err, subject("toolkit", tk.ID))
 	}
-	tk.Revision, tk.CreatedAt, tk.UpdatedAt = rev, created, updated
+	tk.Revision, tk.OwnerKeyID, tk.CreatedAt, tk.UpdatedAt = rev, owner, created, updated
 	return rev == 1, nil
 }
 
@@ -318,7 +319,7 @@ func (e *sqliteEngine) insertTools(ctx context.Context, tx *sql.Tx, toolkitID st
 // The toolkit columns repeat on each of its tools' rows: one statement
 // reads a toolkit with its tools from one snapshot, in one step.
 const sqliteToolkitSelect = `
-	SELECT k.id, k.name, k.description, k.instructions, k.revision, k.created_at, k.updated_at,
+	SELECT k.id, k.name, k.description, k.instructions, k.revision, k.owner_key_id, k.created_at, k.updated_at,
 	       t.name, t.description, t.input_schema, t.output_schema, t.annotations, t.executor
 	FROM toolkits k LEFT JOIN tools t ON t.toolkit_id = k.id`
 
@@ -361,7 +362,7 @@ func scanSQLiteToolkits(rows *sql.Rows) ([]*toolkit.Toolkit, error) {
 			toolName, toolDesc     sql.NullString
 			in, out, ann, executor []byte
 		)
-		err := rows.Scan(&tk.ID, &tk.Name, &tk.Description, &tk.Instructions, &tk.Revision,
+		err := rows.Scan(&tk.ID, &tk.Name, &tk.Description, &tk.Instructions, &tk.Revision, &tk.OwnerKeyID,
 			timeCol{&tk.CreatedAt}, timeCol{&tk.UpdatedAt},
 			&toolName, &toolDesc, &in, &out, &ann, &executor)
 		if err != nil {

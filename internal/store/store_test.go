@@ -45,7 +45,7 @@ var engines = []struct {
 }
 
 // latest is the schema version the embedded migrations reach.
-const latest = 2
+const latest = 3
 
 func TestMigrateRoundTrip(t *testing.T) {
 	t.Parallel()

@@ -21,6 +21,32 @@ type Store interface {
 	FindToolkitByID(ctx context.Context, id string) (*Toolkit, error)
 	ListToolkits(ctx context.Context) ([]*Toolkit, error)
 	DeleteToolkit(ctx context.Context, id string) error
+	// ReplaceToolkit is PutToolkit for an existing toolkit whose stored
+	// revision is still ifRevision (compare and swap): KindConflict with
+	// code "revision_mismatch" if another write came first, KindNotFound if
+	// the toolkit does not exist. It bumps Revision and keeps CreatedAt and
+	// OwnerKeyID.
+	ReplaceToolkit(ctx context.Context, tk *Toolkit, ifRevision int64) error
+	// Summaries read toolkits without their tools (ToolCount counts them).
+	FindToolkitSummary(ctx context.Context, id string) (*ToolkitSummary, error)
+	ListToolkitSummaries(ctx context.Context) ([]*ToolkitSummary, error)
+
+	// Remote registrations (ChatATP ToolKitClient). PutRemoteTool upserts on
+	// (toolkit, name); the toolkit must exist (KindNotFound otherwise).
+	// Deleting a toolkit deletes its records. PutRemoteRegistration upserts
+	// on (toolkit, key); FindRemoteRegistration is KindNotFound when the key
+	// never registered there.
+	PutRemoteTool(ctx context.Context, rt *RemoteTool) error
+	ListRemoteTools(ctx context.Context, toolkitID string) ([]*RemoteTool, error)
+	PutRemoteRegistration(ctx context.Context, r *RemoteRegistration) error
+	FindRemoteRegistration(ctx context.Context, toolkitID, keyID string) (*RemoteRegistration, error)
+
+	// Webhooks of client keys (the secret arrives sealed). ListWebhooks
+	// orders by creation; DeleteWebhook is KindNotFound unless the webhook
+	// exists and belongs to keyID.
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	ListWebhooks(ctx context.Context, keyID string) ([]*Webhook, error)
+	DeleteWebhook(ctx context.Context, keyID, id string) error
 
 	// API keys. FindAPIKeyByHash returns revoked keys too (the caller decides);
 	// PutAPIKey creates or replaces the key with k.ID (used for the bootstrap

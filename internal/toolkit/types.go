@@ -7,6 +7,10 @@ import (
 
 // Toolkit is a named set of tools. Its ID is the ChatATP toolkit id and the
 // monday API group name (api.<id>.<tool>).
+//
+// OwnerKeyID is the toolkit key whose first ChatATP registration created the
+// toolkit; it is empty for toolkits an admin created. The store sets it on
+// create only: a replace keeps the stored owner whatever tk says.
 type Toolkit struct {
 	ID           string    `json:"id"`
 	Name         string    `json:"name"`
@@ -14,8 +18,70 @@ type Toolkit struct {
 	Instructions string    `json:"instructions,omitempty"`
 	Tools        []Tool    `json:"tools"`
 	Revision     int64     `json:"revision"`
+	OwnerKeyID   string    `json:"owner_key_id,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// ToolkitSummary is a toolkit without its tools: what listings and
+// revision checks need, read without loading every tool schema.
+type ToolkitSummary struct {
+	ID           string
+	Name         string
+	Description  string
+	Instructions string
+	ToolCount    int
+	Revision     int64
+	OwnerKeyID   string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Version identifies one state of a toolkit: Revision alone repeats when a
+// toolkit is deleted and created again, UpdatedAt does not.
+type Version struct {
+	Revision  int64
+	UpdatedAt time.Time
+}
+
+// Version returns the version of tk.
+func (tk *Toolkit) Version() Version { return Version{Revision: tk.Revision, UpdatedAt: tk.UpdatedAt} }
+
+// Version returns the version of the summarised toolkit.
+func (s *ToolkitSummary) Version() Version {
+	return Version{Revision: s.Revision, UpdatedAt: s.UpdatedAt}
+}
+
+// RemoteTool records who registered a remote tool and with which code: the
+// ChatATP ToolKitClient sends a hash of each function's source, and
+// verify_tool_hash compares against it.
+type RemoteTool struct {
+	ToolkitID string
+	Name      string
+	KeyID     string // the toolkit key that registered it last
+	CodeHash  string
+	UpdatedAt time.Time
+}
+
+// RemoteRegistration is the last toolkit hash a toolkit key registered for
+// a toolkit (ChatATP verify_hash compares against it).
+type RemoteRegistration struct {
+	ToolkitID   string
+	KeyID       string
+	ToolkitHash string
+	UpdatedAt   time.Time
+}
+
+// Webhook is an endpoint a client key registered to be told about events
+// (ChatATP connection_success, connection_failed). The signing secret is
+// sealed: the server must read it back to sign deliveries.
+type Webhook struct {
+	ID           string    `json:"id"`
+	KeyID        string    `json:"-"`
+	URL          string    `json:"url"`
+	Events       []string  `json:"events"`
+	SealedSecret string    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // Tool finds a tool by name.

@@ -49,6 +49,13 @@ func RunContract(t *testing.T, open func(testing.TB) toolkit.Store) {
 		{"ConcurrentPutToolkit", testConcurrentPutToolkit},
 		{"ConcurrentCreateAPIKey", testConcurrentCreateAPIKey},
 		{"ConcurrentUpsertConnection", testConcurrentUpsertConnection},
+		{"ToolkitOwner", testToolkitOwner},
+		{"ReplaceToolkit", testReplaceToolkit},
+		{"ConcurrentReplaceToolkit", testConcurrentReplaceToolkit},
+		{"ToolkitSummaries", testToolkitSummaries},
+		{"RemoteTools", testRemoteTools},
+		{"RemoteRegistrations", testRemoteRegistrations},
+		{"Webhooks", testWebhooks},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
