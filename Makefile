@@ -29,9 +29,14 @@ build: ## build a static binary into bin/atp-server
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/atp-server ./cmd/atp-server
 
 .PHONY: test
-test: ## run the whole test suite with the race detector (needs PostgreSQL server binaries)
+test: ## run the whole suite: Go tests with the race detector (needs PostgreSQL server binaries), then the monday conformance suite
 	$(GO) mod download
 	PATH="$(TEST_PATH)" CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory conformance
+
+.PHONY: conformance
+conformance: build ## drive the published monday npm client (0.19.20) against a freshly started server (needs Node 20+, npm)
+	cd conformance/monday && npm ci --no-audit --no-fund && ATP_SERVER_BIN=../../bin/atp-server npm test
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

@@ -17,8 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/atp-server/atp-server/internal/api"
+	"github.com/atp-server/atp-server/internal/execution"
 	"github.com/atp-server/atp-server/internal/httptool"
 	"github.com/atp-server/atp-server/internal/oauth"
+	"github.com/atp-server/atp-server/internal/protocol/chatatp"
+	"github.com/atp-server/atp-server/internal/protocol/monday"
+	"github.com/atp-server/atp-server/internal/remote"
 	"github.com/atp-server/atp-server/internal/store"
 	"github.com/atp-server/atp-server/internal/toolkit"
 )
@@ -132,6 +136,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 
 	logger.Info("database ready", "engine", db.Engine())
 
+	// The hub dispatches calls of remote tools to the toolkit processes
+	// connected to this instance (ChatATP ToolKitClient, WebSocket or inbox).
+	hub := remote.NewHub(remote.Options{Logger: logger})
+	defer hub.Close()
+
 	svc := toolkit.NewService(toolkit.Config{
 		Store:  db,
 		Sealer: cipher,
@@ -147,6 +156,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 				MaxResponseBytes: cfg.HTTPMaxResponseBytes,
 				UserAgent:        "atp-server/" + versionString(),
 			}),
+			toolkit.ExecutorRemote: hub,
 		},
 		Logger: logger,
 	})
@@ -169,6 +179,29 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 		}
 	}
 
+	// The monday surface runs model-written code in the pausable engine; the
+	// engine ends its live executions after the HTTP server has shut down.
+	engine := execution.NewEngine(execution.Config{Logger: logger.With("surface", "monday")})
+	defer engine.Close()
+	mondayHandler, err := monday.NewHandler(monday.Config{
+		Service:        svc,
+		Sessions:       db,
+		Engine:         engine,
+		JWTSecret:      []byte(cfg.JWTSecret),
+		AllowAnonymous: cfg.AllowAnonymous,
+		Logger:         logger.With("surface", "monday"),
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+	})
+	if err != nil {
+		return err
+	}
+	chat := chatatp.NewHandler(chatatp.Config{
+		Service:      svc,
+		Hub:          hub,
+		Logger:       logger.With("surface", "chatatp"),
+		MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+
 	handler := api.NewHandler(api.Config{
 		Service:      svc,
 		Ready:        db.Ping, // the schema is current: Open migrated it or CheckSchema said so
@@ -176,6 +209,16 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Registry:     reg,
 		PublicURL:    cfg.PublicURL,
+		// ChatATP routes on protocol segments anywhere in a path (any
+		// base_url prefix works), so it gets the first pick of what the
+		// admin and native routes do not serve; monday takes /api/*.
+		Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if chatatp.Match(r.URL.Path) {
+				chat.ServeHTTP(w, r)
+				return
+			}
+			mondayHandler.ServeHTTP(w, r)
+		}),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -208,7 +251,19 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	// http.Server.Shutdown does not wait for hijacked connections: the
+	// ChatATP surface drains its WebSockets and inbox polls itself, in
+	// parallel, and then the hub fails any remote call still waiting.
+	chatDone := make(chan error, 1)
+	go func() {
+		err := chat.Shutdown(shutdownCtx)
+		hub.Close()
+		chatDone <- err
+	}()
 	err = srv.Shutdown(shutdownCtx)
+	if cerr := <-chatDone; cerr != nil {
+		logger.Warn("closing ChatATP connections", "err", cerr)
+	}
 	cancelBase()
 	if err != nil {
 		_ = srv.Close()

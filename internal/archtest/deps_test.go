@@ -150,12 +150,15 @@ func violations(g *graph) []string {
 		dir, why  string
 		forbidden []string
 	}{
-		{"internal/toolkit", "the domain depends on no transport and no persistence; they depend on it", []string{"internal/api", "internal/store", "cmd"}},
-		{"internal/store", "persistence returns domain types; it knows no transport", []string{"internal/api", "cmd"}},
-		{"internal/oauth", "OAuth is used by the domain and the transports, and uses neither persistence nor transport", []string{"internal/api", "internal/store", "cmd"}},
-		{"internal/sandbox", "the sandbox runs JS and knows no HTTP, SQL or OAuth", []string{"internal/api", "internal/store", "internal/toolkit", "internal/oauth", "cmd"}},
+		{"internal/toolkit", "the domain depends on no transport and no persistence; they depend on it", []string{"internal/api", "internal/protocol", "internal/execution", "internal/remote", "internal/store", "cmd"}},
+		{"internal/store", "persistence returns domain types; it knows no transport", []string{"internal/api", "internal/protocol", "internal/execution", "internal/remote", "cmd"}},
+		{"internal/oauth", "OAuth is used by the domain and the transports, and uses neither persistence nor transport", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
+		{"internal/sandbox", "the sandbox runs JS and knows no HTTP, SQL or OAuth", []string{"internal/api", "internal/protocol", "internal/execution", "internal/store", "internal/toolkit", "internal/oauth", "cmd"}},
 		{"internal/api", "transports reach persistence only through the domain's Store interface", []string{"internal/store", "cmd"}},
-		{"internal/httptool", "an executor of the domain; it knows no transport surface and no persistence", []string{"internal/api", "internal/store", "cmd"}},
+		{"internal/protocol", "protocol surfaces reach persistence only through the domain; the admin surface does not depend on them, nor they on it", []string{"internal/api", "internal/store", "cmd"}},
+		{"internal/execution", "the execution engine runs code for a surface; it knows no transport and no persistence", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
+		{"internal/remote", "the hub of toolkit processes is an executor of the domain; transports feed it", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
+		{"internal/httptool", "an executor of the domain; it knows no transport surface and no persistence", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
 		{"migrations", "the schema is data only", []string{"internal", "cmd"}},
 	}
 	for _, rule := range noDeps {
