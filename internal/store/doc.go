@@ -30,6 +30,13 @@
 //   - Secrets arrive sealed. A plaintext tool secret or client secret is
 //     refused (KindInternal): it means a caller skipped the Sealer. Webhook
 //     signing secrets are sealed too (the server signs with them).
+//   - WithConnectionLock serialises the callers for one OAuth connection
+//     (token refreshes): a per-process queue, then on PostgreSQL the row
+//     lock (SELECT … FOR UPDATE) held until commit, so instances sharing
+//     the database take turns; on SQLite (one instance) the process lock,
+//     with a write that yields to a connection replaced meanwhile. OAuth
+//     states are single-use: TakeOAuthState is one DELETE … RETURNING.
+//     ResealSecrets re-encrypts every sealed column for key rotation.
 //   - Empty slices and maps come back nil; List methods never return nil.
 //   - Tool schemas come back byte for byte as written (property order is
 //     the parameter order clients show).

@@ -21,6 +21,10 @@ import (
 // COMMITTED level suffices and no serialization retries are needed.
 type pgEngine struct {
 	pool *pgxpool.Pool
+	// conns queues WithConnectionLock calls of this process per
+	// connection before they take a pooled connection to wait on the row
+	// lock: fifty waiters must not hold fifty pooled connections.
+	conns keyedLocks
 }
 
 func openPostgres(ctx context.Context, o Options) (*pgEngine, error) {
@@ -523,18 +527,18 @@ func (e *pgEngine) DeletePlatform(ctx context.Context, id string) error {
 // ---- OAuth connections ----
 
 const pgConnectionColumns = `id, platform_id, external_user_id, external_user_email, client_key_id, status, scope,
-	expires_at, sealed_access_token, sealed_refresh_token, created_at, updated_at`
+	expires_at, sealed_access_token, sealed_refresh_token, token_issued_at, created_at, updated_at`
 
 func (e *pgEngine) UpsertConnection(ctx context.Context, c *toolkit.Connection) error {
 	id := c.ID
 	if id == "" {
 		id = toolkit.NewID("conn_")
 	}
-	expires := normTimePtr(c.ExpiresAt)
+	expires, issued := normTimePtr(c.ExpiresAt), normTimePtr(c.TokenIssuedAt)
 	var created, updated time.Time
 	err := e.pool.QueryRow(ctx, `
 		INSERT INTO oauth_connections (`+pgConnectionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
 		ON CONFLICT (platform_id, external_user_id, client_key_id) DO UPDATE SET
 			external_user_email = excluded.external_user_email,
 			status = excluded.status,
@@ -542,15 +546,16 @@ func (e *pgEngine) UpsertConnection(ctx context.Context, c *toolkit.Connection) 
 			expires_at = excluded.expires_at,
 			sealed_access_token = excluded.sealed_access_token,
 			sealed_refresh_token = excluded.sealed_refresh_token,
+			token_issued_at = excluded.token_issued_at,
 			updated_at = GREATEST(oauth_connections.updated_at, excluded.updated_at)
 		RETURNING id, created_at, updated_at`,
 		id, c.PlatformID, c.ExternalUserID, c.ExternalUserEmail, c.ClientKeyID, c.Status, c.Scope,
-		expires, c.SealedAccessToken, c.SealedRefreshToken, now(),
+		expires, c.SealedAccessToken, c.SealedRefreshToken, issued, now(),
 	).Scan(&id, &created, &updated)
 	if err != nil {
 		return pgTranslate(err, connectionSubject(c))
 	}
-	c.ID, c.CreatedAt, c.UpdatedAt, c.ExpiresAt = id, created.UTC(), updated.UTC(), expires
+	c.ID, c.CreatedAt, c.UpdatedAt, c.ExpiresAt, c.TokenIssuedAt = id, created.UTC(), updated.UTC(), expires, issued
 	return nil
 }
 
@@ -588,11 +593,12 @@ func (e *pgEngine) ListConnections(ctx context.Context, f toolkit.ConnectionFilt
 func scanPGConnection(row pgx.Row) (*toolkit.Connection, error) {
 	var c toolkit.Connection
 	err := row.Scan(&c.ID, &c.PlatformID, &c.ExternalUserID, &c.ExternalUserEmail, &c.ClientKeyID, &c.Status, &c.Scope,
-		&c.ExpiresAt, &c.SealedAccessToken, &c.SealedRefreshToken, &c.CreatedAt, &c.UpdatedAt)
+		&c.ExpiresAt, &c.SealedAccessToken, &c.SealedRefreshToken, &c.TokenIssuedAt, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
-	c.ExpiresAt, c.CreatedAt, c.UpdatedAt = utcPtr(c.ExpiresAt), c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	c.ExpiresAt, c.TokenIssuedAt = utcPtr(c.ExpiresAt), utcPtr(c.TokenIssuedAt)
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	return &c, nil
 }
 

@@ -29,6 +29,7 @@ import (
 type sqliteEngine struct {
 	w, r     *sql.DB
 	acquires atomic.Int64 // operations started, for PoolStats.AcquireCount
+	conns    keyedLocks   // WithConnectionLock: one instance, so a process lock suffices
 }
 
 // sqliteDSN is the modernc.org/sqlite data source for path with extra
@@ -650,7 +651,7 @@ func (e *sqliteEngine) DeletePlatform(ctx context.Context, id string) error {
 // ---- OAuth connections ----
 
 const sqliteConnectionColumns = `id, platform_id, external_user_id, external_user_email, client_key_id, status, scope,
-	expires_at, sealed_access_token, sealed_refresh_token, created_at, updated_at`
+	expires_at, sealed_access_token, sealed_refresh_token, token_issued_at, created_at, updated_at`
 
 func (e *sqliteEngine) UpsertConnection(ctx context.Context, c *toolkit.Connection) error {
 	id := c.ID
@@ -662,7 +663,7 @@ func (e *sqliteEngine) UpsertConnection(ctx context.Context, c *toolkit.Connecti
 	err := e.write(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, `
 			INSERT INTO oauth_connections (`+sqliteConnectionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (platform_id, external_user_id, client_key_id) DO UPDATE SET
 				external_user_email = excluded.external_user_email,
 				status = excluded.status,
@@ -670,16 +671,19 @@ func (e *sqliteEngine) UpsertConnection(ctx context.Context, c *toolkit.Connecti
 				expires_at = excluded.expires_at,
 				sealed_access_token = excluded.sealed_access_token,
 				sealed_refresh_token = excluded.sealed_refresh_token,
+				token_issued_at = excluded.token_issued_at,
 				updated_at = max(oauth_connections.updated_at, excluded.updated_at)
 			RETURNING id, created_at, updated_at`,
 			id, c.PlatformID, c.ExternalUserID, c.ExternalUserEmail, c.ClientKeyID, c.Status, c.Scope,
-			sqliteTimePtr(c.ExpiresAt), c.SealedAccessToken, c.SealedRefreshToken, sqliteTime(t), sqliteTime(t),
+			sqliteTimePtr(c.ExpiresAt), c.SealedAccessToken, c.SealedRefreshToken, sqliteTimePtr(c.TokenIssuedAt),
+			sqliteTime(t), sqliteTime(t),
 		).Scan(&id, timeCol{&created}, timeCol{&updated})
 	})
 	if err != nil {
 		return sqliteTranslate(err, connectionSubject(c))
 	}
-	c.ID, c.CreatedAt, c.UpdatedAt, c.ExpiresAt = id, created, updated, normTimePtr(c.ExpiresAt)
+	c.ID, c.CreatedAt, c.UpdatedAt = id, created, updated
+	c.ExpiresAt, c.TokenIssuedAt = normTimePtr(c.ExpiresAt), normTimePtr(c.TokenIssuedAt)
 	return nil
 }
 
@@ -717,7 +721,8 @@ func (e *sqliteEngine) ListConnections(ctx context.Context, f toolkit.Connection
 func scanSQLiteConnection(row interface{ Scan(...any) error }) (*toolkit.Connection, error) {
 	var c toolkit.Connection
 	err := row.Scan(&c.ID, &c.PlatformID, &c.ExternalUserID, &c.ExternalUserEmail, &c.ClientKeyID, &c.Status, &c.Scope,
-		nullTimeCol{&c.ExpiresAt}, &c.SealedAccessToken, &c.SealedRefreshToken, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		nullTimeCol{&c.ExpiresAt}, &c.SealedAccessToken, &c.SealedRefreshToken, nullTimeCol{&c.TokenIssuedAt},
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}

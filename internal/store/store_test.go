@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -45,7 +47,7 @@ var engines = []struct {
 }
 
 // latest is the schema version the embedded migrations reach.
-const latest = 3
+const latest = 4
 
 func TestMigrateRoundTrip(t *testing.T) {
 	t.Parallel()
@@ -315,5 +317,56 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConnectionLockAcrossInstancesPostgres: two instances sharing one
+// PostgreSQL database take turns under WithConnectionLock: no update is
+// lost and no two functions for one connection run at once.
+func TestConnectionLockAcrossInstancesPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := storetest.PostgresURL(t)
+	a, b := storetest.OpenPostgresURL(t, url), storetest.OpenPostgresURL(t, url)
+	must(t, a.CreatePlatform(ctx, &toolkit.Platform{
+		ID: "hubspot", Name: "HubSpot", AuthURL: "https://a.example.com", TokenURL: "https://t.example.com",
+		ClientID: "c", SealedClientSecret: "v1.x",
+	}))
+	c := &toolkit.Connection{PlatformID: "hubspot", ExternalUserID: "u1", Status: toolkit.ConnActive, Scope: "0"}
+	must(t, a.UpsertConnection(ctx, c))
+
+	const perInstance = 10
+	var inside, overlaps atomic.Int32
+	var wg sync.WaitGroup
+	for _, db := range []*store.DB{a, b} {
+		for range perInstance {
+			wg.Go(func() {
+				_, err := db.WithConnectionLock(ctx, c.ID, func(in *toolkit.Connection) (*toolkit.Connection, error) {
+					if inside.Add(1) > 1 {
+						overlaps.Add(1)
+					}
+					defer inside.Add(-1)
+					n, err := strconv.Atoi(in.Scope)
+					if err != nil {
+						return nil, err
+					}
+					next := *in
+					next.Scope = strconv.Itoa(n + 1)
+					return &next, nil
+				})
+				if err != nil {
+					t.Errorf("WithConnectionLock: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	got, err := b.FindConnectionByID(ctx, c.ID)
+	must(t, err)
+	if got.Scope != strconv.Itoa(2*perInstance) {
+		t.Errorf("counter = %s after %d increments from two instances (lost updates)", got.Scope, 2*perInstance)
+	}
+	if overlaps.Load() != 0 {
+		t.Errorf("%d functions overlapped across instances", overlaps.Load())
 	}
 }

@@ -56,6 +56,12 @@ func RunContract(t *testing.T, open func(testing.TB) toolkit.Store) {
 		{"RemoteTools", testRemoteTools},
 		{"RemoteRegistrations", testRemoteRegistrations},
 		{"Webhooks", testWebhooks},
+		{"FindConnection", testFindConnection},
+		{"WithConnectionLock", testWithConnectionLock},
+		{"WithConnectionLockSerialises", testWithConnectionLockSerialises},
+		{"OAuthStates", testOAuthStates},
+		{"TakeOAuthStateOnce", testTakeOAuthStateOnce},
+		{"ResealSecrets", testResealSecrets},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -557,10 +563,11 @@ func testPlatformErrors(t *testing.T, s toolkit.Store) {
 // ---- connections ----
 
 func sampleConnection(platform, user, clientKey string) *toolkit.Connection {
-	exp := time.Now().Add(time.Hour)
+	issued := time.Now()
+	exp := issued.Add(time.Hour)
 	return &toolkit.Connection{
 		PlatformID: platform, ExternalUserID: user, ExternalUserEmail: user + "@example.com", ClientKeyID: clientKey,
-		Status: toolkit.ConnActive, Scope: "crm.objects.contacts.read oauth", ExpiresAt: &exp,
+		Status: toolkit.ConnActive, Scope: "crm.objects.contacts.read oauth", ExpiresAt: &exp, TokenIssuedAt: &issued,
 		SealedAccessToken: "v1.sealed-access", SealedRefreshToken: "v1.sealed-refresh",
 	}
 }
