@@ -142,6 +142,22 @@ func (c *Cipher) NeedsRotation(sealed string) bool {
 	return err != nil || id != c.current
 }
 
+// Reseal re-encrypts sealed under the current key when it is under
+// another one (`atp-server keys rotate`); a value already under the current
+// key comes back as it is, with changed false. It fails like Open for a
+// value no configured key opens.
+func (c *Cipher) Reseal(sealed string) (resealed string, changed bool, err error) {
+	if !c.NeedsRotation(sealed) {
+		return sealed, false, nil
+	}
+	plain, err := c.Open(sealed)
+	if err != nil {
+		return "", false, err
+	}
+	out, err := c.Seal(plain)
+	return out, err == nil, err
+}
+
 func split(sealed string) (id, payload string, err error) {
 	version, rest, ok := strings.Cut(sealed, ".")
 	if !ok || version != sealedVersion {

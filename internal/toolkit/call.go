@@ -15,9 +15,10 @@ type Call struct {
 	ExternalUserID string // the end user the call acts for, if any
 	AuthToken      string // a token the caller supplied (ChatATP auth_token)
 
-	// Credential is the secret an http tool sends: the opened static secret
-	// for bearer/header auth, or the end user's access token for oauth2.
-	// The Service resolves it; runners never see sealed values.
+	// Credential is the secret a tool sends: the opened static secret for
+	// bearer/header auth, or the end user's access token for oauth2 (a
+	// remote tool hands it to its process as auth_token). The Service
+	// resolves it; runners never see sealed values.
 	Credential string
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -36,6 +37,28 @@ type RemoteToolRegistration struct {
 	SourceCode     string // the function's source: types and descriptions are read from it
 	CodeHash       string // sha256 of SourceCode, kept for verify_tool_hash
 	ToolkitHash    string // hash of the tools registered so far, kept for verify_hash
+	// AuthProvider and AuthType come from the decorator (e.g. "hubspot",
+	// "OAuth2"). An OAuth2 tool whose provider names a platform id gets
+	// oauth2 auth on that platform: calls that name an end user hand the
+	// user's token to the process as auth_token.
+	AuthProvider string
+	AuthType     string
+}
+
+// registeredAuth is the auth of a registered tool: oauth2 on the platform
+// AuthProvider names when AuthType says OAuth 2 and the provider is a
+// valid platform id (case-folded); none otherwise (API keys and the like
+// travel in the call's auth_token as the caller gives it).
+func registeredAuth(reg *RemoteToolRegistration) *HTTPAuth {
+	t := strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "", ".", "").Replace(reg.AuthType))
+	if t != "oauth2" && t != "oauth" {
+		return nil
+	}
+	p := strings.ToLower(strings.TrimSpace(reg.AuthProvider))
+	if !toolkitIDPattern.MatchString(p) {
+		return nil
+	}
+	return &HTTPAuth{Type: AuthOAuth2, Platform: p}
 }
 
 func invalidRegistration(format string, args ...any) *Error {
@@ -148,7 +171,15 @@ func (s *Service) upsertRemoteTool(ctx context.Context, key *APIKey, id string, 
 
 func sameRemoteTool(a, b *Tool) bool {
 	return a.Name == b.Name && a.Description == b.Description && a.Executor.Kind == ExecutorRemote &&
-		bytes.Equal(a.InputSchema, b.InputSchema) && len(a.OutputSchema) == 0 && a.Annotations == nil
+		bytes.Equal(a.InputSchema, b.InputSchema) && len(a.OutputSchema) == 0 && a.Annotations == nil &&
+		sameAuth(a.Executor.Auth, b.Executor.Auth)
+}
+
+func sameAuth(a, b *HTTPAuth) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Type == b.Type && a.Platform == b.Platform
 }
 
 // registeredTool validates reg and builds the remote tool it describes.
@@ -179,7 +210,7 @@ func registeredTool(reg *RemoteToolRegistration) (Tool, error) {
 		Name:        reg.FunctionID,
 		Description: reg.Description,
 		InputSchema: InferPythonSchema(reg.Params, reg.RequiredParams, reg.SourceCode),
-		Executor:    Executor{Kind: ExecutorRemote},
+		Executor:    Executor{Kind: ExecutorRemote, Auth: registeredAuth(reg)},
 	}
 	if err := validateTool(&tool, "tool"); err != nil {
 		return Tool{}, err

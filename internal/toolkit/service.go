@@ -443,7 +443,7 @@ func (s *Service) resolveCredential(ctx context.Context, call *Call) *ToolError 
 			return NewToolError(ToolErrNotConnected, "this tool acts for an end user on platform %q: name the user (external_user_id or X-User-ID) or pass an auth_token", a.Platform)
 		}
 		if s.tokens == nil {
-			return NewToolError(ToolErrNotConnected, "user %q has no connection to platform %q: connect it first", call.ExternalUserID, a.Platform)
+			return NewToolError(ToolErrNotConnected, "user %q has not connected platform %q: the user must connect it first", call.ExternalUserID, a.Platform)
 		}
 		tok, err := s.tokens.AccessToken(ctx, call.Key, a.Platform, call.ExternalUserID)
 		if err != nil {
@@ -452,7 +452,7 @@ func (s *Service) resolveCredential(ctx context.Context, call *Call) *ToolError 
 				return terr
 			}
 			if IsNotFound(err) {
-				return NewToolError(ToolErrNotConnected, "user %q has no connection to platform %q: connect it first", call.ExternalUserID, a.Platform)
+				return NewToolError(ToolErrNotConnected, "user %q has not connected platform %q: the user must connect it first", call.ExternalUserID, a.Platform)
 			}
 			if s.logger != nil {
 				s.logger.ErrorContext(ctx, "getting access token", "platform", a.Platform, "err", err)

@@ -71,8 +71,42 @@ type Store interface {
 	// (platform, external user, client key) and keeps the id of an existing row.
 	UpsertConnection(ctx context.Context, c *Connection) error
 	FindConnectionByID(ctx context.Context, id string) (*Connection, error)
+	// FindConnection returns the connection of an end user to a platform
+	// started by a client key ("" for none); KindNotFound if there is none.
+	FindConnection(ctx context.Context, platformID, externalUserID, clientKeyID string) (*Connection, error)
+	// WithConnectionLock runs fn on connection id as stored, while holding
+	// a lock that serialises every other WithConnectionLock of that id:
+	// within the process, and across processes sharing a PostgreSQL
+	// database (a row lock held until commit). fn sees what the previous
+	// holder wrote. If fn returns a connection, its status, email, scope,
+	// expiry, issue time and sealed tokens are written before the lock is
+	// released and the stored connection is returned; if fn returns nil,
+	// nothing is written and the connection as read is returned. An error
+	// of fn is returned as it is and nothing is written. KindNotFound if
+	// the connection does not exist. fn may take time (a provider call):
+	// only calls for the same id wait for it.
+	WithConnectionLock(ctx context.Context, id string, fn func(c *Connection) (*Connection, error)) (*Connection, error)
 	ListConnections(ctx context.Context, f ConnectionFilter) ([]*Connection, error)
 	DeleteConnection(ctx context.Context, id string) error
+
+	// OAuth states (authorizations in progress). CreateOAuthState stores
+	// st (KindConflict if its hash exists, KindNotFound if its platform
+	// does not). TakeOAuthState deletes the state with hash and returns it,
+	// expired or not, in one atomic step, so that a state is used at most
+	// once even by concurrent callbacks; KindNotFound if there is none (never
+	// issued, already used, or swept). DeleteExpiredOAuthStates removes the
+	// states expired at now and reports how many.
+	CreateOAuthState(ctx context.Context, st *OAuthState) error
+	TakeOAuthState(ctx context.Context, hash []byte) (*OAuthState, error)
+	DeleteExpiredOAuthStates(ctx context.Context, now time.Time) (int64, error)
+
+	// ResealSecrets passes every sealed value the store holds (platform
+	// client secrets, tool secrets, connection tokens, webhook secrets,
+	// PKCE verifiers) through reseal and writes back those it changed,
+	// locking each row while it does so. It is what `atp-server keys
+	// rotate` runs; running it again changes nothing. An error of reseal
+	// stops it (rows done so far stay done) and is returned wrapped.
+	ResealSecrets(ctx context.Context, reseal ResealFunc) (ResealReport, error)
 
 	// Settings is a small key/value table for server state such as
 	// whether the first admin key was generated.

@@ -246,8 +246,48 @@ type Connection struct {
 	ExpiresAt          *time.Time `json:"expires_at,omitempty"`
 	SealedAccessToken  string     `json:"-"`
 	SealedRefreshToken string     `json:"-"`
-	CreatedAt          time.Time  `json:"created_at"`
-	UpdatedAt          time.Time  `json:"updated_at"`
+	// TokenIssuedAt is when the access token was obtained: with ExpiresAt
+	// it gives the token's whole lifetime, which the refresh margin needs.
+	TokenIssuedAt *time.Time `json:"-"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}
+
+// OAuthState is an authorization in progress: what the callback needs to
+// finish it. Only the SHA-256 of the random state travels to the store;
+// the PKCE verifier is sealed.
+type OAuthState struct {
+	Hash           []byte
+	PlatformID     string
+	ExternalUserID string
+	ClientKeyID    string // the key that started it; "" = anonymous
+	RedirectURL    string // the developer's URL; "" = show the "connected" page
+	SealedVerifier string // "" when the platform does not use PKCE
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+}
+
+// Expired reports whether the state has expired at now.
+func (s *OAuthState) Expired(now time.Time) bool { return !now.Before(s.ExpiresAt) }
+
+// ResealFunc re-encrypts one sealed value under the current key; changed
+// is false when it already was (it is then returned as it is).
+type ResealFunc func(sealed string) (resealed string, changed bool, err error)
+
+// ResealReport counts the sealed values a Store.ResealSecrets re-encrypted,
+// by kind, and how many it looked at in all.
+type ResealReport struct {
+	PlatformSecrets  int
+	ToolSecrets      int
+	ConnectionTokens int
+	WebhookSecrets   int
+	StateVerifiers   int
+	Checked          int
+}
+
+// Resealed is the number of values re-encrypted.
+func (r ResealReport) Resealed() int {
+	return r.PlatformSecrets + r.ToolSecrets + r.ConnectionTokens + r.WebhookSecrets + r.StateVerifiers
 }
 
 // ConnectionFilter narrows ListConnections; empty fields match everything.

@@ -213,8 +213,22 @@ func validateExecutor(x *Executor, props map[string]bool, at string) error {
 		if x.Code != "" {
 			return notFor("code", "remote")
 		}
-		if err := httpFields("remote"); err != nil {
+		// A remote tool may act for end users on a platform: the token is
+		// handed to the toolkit process as the call's auth_token.
+		auth := x.Auth
+		x.Auth = nil
+		err := httpFields("remote")
+		x.Auth = auth
+		if err != nil {
 			return err
+		}
+		if auth != nil {
+			if auth.Type != AuthOAuth2 {
+				return invalidToolkit("%s.auth.type: a remote executor takes only oauth2 auth (the end user's token is passed as auth_token)", at)
+			}
+			if err := validateHTTPAuth(auth, at+".auth"); err != nil {
+				return err
+			}
 		}
 		if x.TimeoutMS != 0 {
 			return notFor("timeout_ms", "remote")

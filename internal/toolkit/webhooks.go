@@ -13,14 +13,36 @@ import (
 	"time"
 )
 
-// Webhook events (ChatATP names them; admin-api.md §7 fixes the delivery).
+// Webhook events (ChatATP names the first two; admin-api.md §7 fixes the
+// delivery). connection_expired says that a connection needs the end user
+// to connect again (its refresh was rejected).
 const (
 	EventConnectionSuccess = "connection_success"
 	EventConnectionFailed  = "connection_failed"
+	EventConnectionExpired = "connection_expired"
 )
 
 // WebhookEvents are the events a webhook may subscribe to.
-var WebhookEvents = []string{EventConnectionSuccess, EventConnectionFailed}
+var WebhookEvents = []string{EventConnectionSuccess, EventConnectionFailed, EventConnectionExpired}
+
+// Event is something that happened to an end user's connection, for the
+// webhooks of the client key that started it (KeyID).
+type Event struct {
+	ID             string
+	Type           string // one of WebhookEvents
+	CreatedAt      time.Time
+	KeyID          string // whose webhooks hear of it; "" = nobody's
+	PlatformID     string
+	ExternalUserID string
+	IntegrationID  string // the connection id; "" when none was made
+	Error          string // connection_failed: the error code
+}
+
+// EventPublisher takes events for delivery. Publish must not block: the
+// request that caused an event never waits for its webhooks.
+type EventPublisher interface {
+	Publish(ev Event)
+}
 
 // maxWebhooksPerKey bounds how many webhooks one key may register. The
 // check is not atomic with the insert: concurrent registrations of one key
