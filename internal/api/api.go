@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/atp-server/atp-server/internal/oauth"
 	"github.com/atp-server/atp-server/internal/toolkit"
 )
 
@@ -17,6 +18,11 @@ const DefaultMaxBodyBytes = 10 << 20
 // Config wires the handler. Service is required; the rest has defaults.
 type Config struct {
 	Service *toolkit.Service
+
+	// OAuth runs the end-user OAuth flow: GET /oauth/callback and the
+	// /v1/oauth/… routes. Nil → those routes answer 503 (the callback a
+	// page saying so).
+	OAuth *oauth.Manager
 
 	// Ready reports whether the server may take traffic (the database
 	// answers, migrations are applied); nil error = ready. Nil Ready means
@@ -52,6 +58,7 @@ type Config struct {
 // server holds what the handlers share.
 type server struct {
 	svc      *toolkit.Service
+	oauth    *oauth.Manager
 	ready    func(ctx context.Context) error
 	logger   *slog.Logger
 	maxBody  int64
@@ -71,6 +78,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	s := &server{
 		svc:      cfg.Service,
+		oauth:    cfg.OAuth,
 		ready:    cfg.Ready,
 		logger:   cfg.Logger,
 		maxBody:  cfg.MaxBodyBytes,

@@ -101,20 +101,25 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	status, code, message := classify(err)
-	level := slog.LevelDebug
-	switch {
-	case status == http.StatusServiceUnavailable:
-		level = slog.LevelWarn
-	case status >= 500:
-		level = slog.LevelError
-	}
-	s.logger.Log(ctx, level, "request failed",
+	s.logger.Log(ctx, levelFor(status), "request failed",
 		"request_id", RequestID(ctx), "method", r.Method, "route", routeLabel(r),
 		"status", status, "code", code, "err", err)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
 	s.writeJSON(w, r, status, errorBody{Error: message, Code: code, RequestID: RequestID(ctx)})
+}
+
+// levelFor is the log level of a failure answered with status: server
+// faults at error, 503 at warn, client faults at debug.
+func levelFor(status int) slog.Level {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		return slog.LevelWarn
+	case status >= 500:
+		return slog.LevelError
+	}
+	return slog.LevelDebug
 }
 
 // writeJSON answers v as JSON. It marshals before writing so that a value

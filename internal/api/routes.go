@@ -6,6 +6,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/atp-server/atp-server/internal/oauth"
 )
 
 // routes is the whole surface of this package in one place. openapi.json
@@ -22,6 +24,8 @@ func (s *server) routes() http.Handler {
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Method(http.MethodGet, "/metrics", s.metricsHandler())
 	r.Get("/openapi.json", s.handle(s.openAPI))
+	// Where providers send end users back; no key (the state is the proof).
+	r.Get(oauth.CallbackPath, s.handle(s.oauthCallback))
 
 	// Groups, not sub-routers: the key check wraps each endpoint, so an
 	// unknown route or a wrong method answers 404/405 whatever the key.
@@ -54,6 +58,11 @@ func (s *server) routes() http.Handler {
 		r.Get("/v1/toolkits", s.handle(s.nativeListToolkits))
 		r.Get("/v1/toolkits/{id}", s.handle(s.nativeGetToolkit))
 		r.Post("/v1/toolkits/{id}/tools/{name}/call", s.handle(s.callTool))
+
+		r.Post("/v1/oauth/{platform}/connect", s.handle(s.oauthConnect))
+		r.Get("/v1/oauth/{platform}/connections/{user}", s.handle(s.oauthStatus))
+		r.Delete("/v1/oauth/{platform}/connections/{user}", s.handle(s.oauthDisconnect))
+		r.Get("/v1/oauth/{platform}/connections/{user}/tokens", s.handle(s.oauthTokens))
 	})
 
 	r.NotFound(s.unrouted)
@@ -65,7 +74,7 @@ func (s *server) routes() http.Handler {
 
 // ownPrefixes are the paths this surface answers for itself, unknown routes
 // included; everything else may belong to Config.Fallback.
-var ownPrefixes = []string{"/admin/", "/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+var ownPrefixes = []string{"/admin/", "/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json", oauth.CallbackPath}
 
 // unrouted serves requests that match no route: the JSON 404 for paths of
 // this surface, Config.Fallback for the rest.

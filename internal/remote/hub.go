@@ -143,8 +143,11 @@ func (h *Hub) Run(ctx context.Context, c *toolkit.Call) (json.RawMessage, error)
 	if len(req.Params) == 0 {
 		req.Params = json.RawMessage("{}")
 	}
-	if c.AuthToken != "" {
-		tok := c.AuthToken
+	// The token the Service resolved for an oauth2 tool (the end user's,
+	// or the caller's auth_token), else whatever token the caller gave.
+	if tok := c.Credential; tok != "" {
+		req.AuthToken = &tok
+	} else if tok := c.AuthToken; tok != "" {
 		req.AuthToken = &tok
 	}
 	cl := &call{req: req, toolkitID: c.Toolkit.ID, done: make(chan outcome, 1)}

@@ -354,3 +354,26 @@ func TestLimitsAndClose(t *testing.T) {
 	wantToolError(t, err, toolkit.ToolErrUnavailable, "shutting down")
 	h.Close() // twice is fine
 }
+
+// TestCredentialTravelsAsAuthToken: the token the Service resolved for a
+// remote tool with oauth2 auth (the end user's) reaches the process as
+// auth_token, in preference to what the caller passed.
+func TestCredentialTravelsAsAuthToken(t *testing.T) {
+	t.Parallel()
+	h := remote.NewHub(remote.Options{})
+	w := newWorker()
+	defer h.Attach("weather", w)()
+	c := callOf(`{}`, "")
+	c.Credential = "end-user-token"
+	ch := run(t.Context(), h, c)
+	req := w.next(t)
+	if req.AuthToken == nil || *req.AuthToken != "end-user-token" {
+		t.Fatalf("auth_token %v, want the resolved credential", req.AuthToken)
+	}
+	if err := h.Resolve("weather", req.ID, json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
+}

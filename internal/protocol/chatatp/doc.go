@@ -1,7 +1,7 @@
 // Package chatatp serves the ChatATP Agent Tool Protocol, as the unmodified
 // Python SDK atp_sdk 0.2.5 speaks it (shared/spec/chatatp.md): LLMClient
 // over WebSocket and HTTP (toolkit contexts, tool calls, SSE variants,
-// webhooks, store listings) and ToolKitClient (registration, serving calls
+// OAuth connections, webhooks, store listings) and ToolKitClient (registration, serving calls
 // over a WebSocket or the HTTP inbox).
 //
 // Routing. Every route is matched on the part of the path after the last
@@ -40,9 +40,17 @@
 //
 // Tool calls run through toolkit.Service.Run; remote tools through the
 // remote.Hub that toolkit processes attach to (per instance; see package
-// remote).
+// remote). A task_request's auth_token is used as given: the SDK names no
+// end user, so no stored connection is chosen for it.
 //
-// The package depends on internal/toolkit and internal/remote. It must not
+// OAuth (oauth/confirmation/{platform}/, oauth/tokens/{platform}/{user}/)
+// is the oauth.Manager's: answers as it gives them, 404 {"error","code"}
+// until the user connected (wait_for_connection polls on it), 409
+// needs_reauth when the user must connect again. Path segments are taken
+// as the SDK sends them, unencoded: @ . + are plain characters.
+//
+// The package depends on internal/toolkit, internal/oauth and
+// internal/remote. It must not
 // import internal/api, internal/store or cmd: cmd builds it and the admin
 // surface mounts it in front of its router.
 package chatatp

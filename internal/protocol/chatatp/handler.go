@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/atp-server/atp-server/internal/oauth"
 	"github.com/atp-server/atp-server/internal/remote"
 	"github.com/atp-server/atp-server/internal/toolkit"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	// executor kind "remote", so that calls reach the processes that
 	// connect here.
 	Hub *remote.Hub
+	// OAuth serves the OAuth routes (oauth/confirmation, oauth/tokens);
+	// nil → they answer 503.
+	OAuth *oauth.Manager
 
 	Logger *slog.Logger // nil discards
 
@@ -101,6 +105,7 @@ type Handler struct {
 	cfg     Config
 	svc     *toolkit.Service
 	hub     *remote.Hub
+	oauth   *oauth.Manager
 	catalog *toolkit.Catalog
 	renders *renderCache
 	logger  *slog.Logger
@@ -131,6 +136,7 @@ func NewHandler(cfg Config) *Handler {
 		cfg:     cfg,
 		svc:     cfg.Service,
 		hub:     cfg.Hub,
+		oauth:   cfg.OAuth,
 		catalog: toolkit.NewCatalog(cfg.Service),
 		renders: newRenderCache(),
 		logger:  cfg.Logger,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/atp-server/atp-server/internal/httptool"
 	"github.com/atp-server/atp-server/internal/oauth"
+	"github.com/atp-server/atp-server/internal/oauth/oauthtest"
 	"github.com/atp-server/atp-server/internal/protocol/chatatp"
 	"github.com/atp-server/atp-server/internal/remote"
 	"github.com/atp-server/atp-server/internal/store/storetest"
@@ -163,6 +164,7 @@ type env struct {
 	hub      *remote.Hub
 	h        *chatatp.Handler
 	upstream *httptest.Server
+	oauth    *oauth.Manager // with options.provider
 
 	client string // secret of a client key for every toolkit
 	scoped string // secret of a client key for "math" only
@@ -179,6 +181,9 @@ type options struct {
 	// peer, when set, makes this a second instance on peer's database:
 	// nothing is seeded and peer's keys are used.
 	peer *env
+	// provider, when set, is the OAuth provider of platform "acme", and
+	// the handler serves the OAuth routes with a Manager on the store.
+	provider *oauthtest.Provider
 }
 
 // newEnv starts a server on a fresh SQLite store (or opts.store) with the
@@ -228,6 +233,16 @@ func newEnv(t testing.TB, mod ...func(*options)) *env {
 	}
 	cfg := o.cfg
 	cfg.Service, cfg.Hub, cfg.Logger = e.svc, e.hub, logger
+	if p := o.provider; p != nil {
+		if _, err := e.svc.CreatePlatform(context.Background(), &toolkit.Platform{
+			ID: "acme", Name: "Acme", AuthURL: p.AuthURL(), TokenURL: p.TokenURL(),
+			ClientID: p.ClientID(), ClientSecret: p.ClientSecret(), Scopes: []string{"read"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cfg.OAuth = oauth.NewManager(oauth.Config{Store: o.store, Sealer: cipher, PublicURL: "https://atp.example.com", Logger: logger})
+		e.oauth = cfg.OAuth
+	}
 	e.h = chatatp.NewHandler(cfg)
 	e.srv = httptest.NewServer(e.h)
 	// Cleanups run last first: the handler closes its sockets before the

@@ -80,6 +80,8 @@ func parts(rest string) []string {
 //	  GET         developers/toolkits/           the same
 //	  GET         store/toolkits/{id}/           one toolkit with its tools
 //	  GET         store/developers/{name}/       the (single) developer's toolkits
+//	  POST        oauth/confirmation/{platform}/ start connecting an end user (authorization URL)
+//	  GET         oauth/tokens/{platform}/{user}/ the user's fresh tokens; 404 until connected
 //	LLM client, WebSocket
 //	  GET  …/ws/v1/atp/llm-client/{api_key}/
 //	Toolkit client
@@ -133,6 +135,10 @@ func (h *Handler) routeLLM(p []string) handlerFunc {
 		return get(func(w http.ResponseWriter, r *http.Request) error { return h.getStoreToolkit(w, r, p[2]) })
 	case len(p) == 3 && p[0] == "store" && p[1] == "developers":
 		return get(func(w http.ResponseWriter, r *http.Request) error { return h.getDeveloper(w, r, p[2]) })
+	case len(p) == 3 && p[0] == "oauth" && p[1] == "confirmation":
+		return post(func(w http.ResponseWriter, r *http.Request) error { return h.oauthConfirmation(w, r, p[2]) })
+	case len(p) == 4 && p[0] == "oauth" && p[1] == "tokens":
+		return get(func(w http.ResponseWriter, r *http.Request) error { return h.oauthTokens(w, r, p[2], p[3]) })
 	}
 	return nil
 }

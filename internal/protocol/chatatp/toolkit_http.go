@@ -41,9 +41,13 @@ type registerRequest struct {
 		RequiredParams []string `json:"required_params"`
 		Description    string   `json:"description"`
 		SourceCode     string   `json:"source_code"`
-		// auth_provider, auth_type, auth_with and sample_response are
-		// informational for the SDK and not kept: the token a call
-		// carries always arrives as the function's auth_token.
+		// An OAuth2 auth_provider that names a platform makes the tool
+		// act for end users there (see RemoteToolRegistration); other
+		// values (API keys) travel in the call's auth_token as given.
+		// auth_with and sample_response are informational for the SDK:
+		// the token always arrives as the function's auth_token.
+		AuthProvider any `json:"auth_provider"`
+		AuthType     any `json:"auth_type"`
 	} `json:"metadata"`
 }
 
@@ -67,6 +71,8 @@ func (h *Handler) registerTool(w http.ResponseWriter, r *http.Request) error {
 		SourceCode:     req.Metadata.SourceCode,
 		CodeHash:       req.CodeHash,
 		ToolkitHash:    req.ToolkitHash,
+		AuthProvider:   stringOr(req.Metadata.AuthProvider),
+		AuthType:       stringOr(req.Metadata.AuthType),
 	})
 	if err != nil {
 		return err
@@ -179,4 +185,11 @@ func (h *Handler) inboxRespond(w http.ResponseWriter, r *http.Request, secret st
 	}
 	h.writeRaw(w, http.StatusOK, []byte(`{"status":"ok"}`))
 	return nil
+}
+
+// stringOr is v when it is a string (the SDK sends None, or whatever the
+// decorator got), else "".
+func stringOr(v any) string {
+	s, _ := v.(string)
+	return s
 }
