@@ -29,7 +29,7 @@ build: ## build a static binary into bin/atp-server
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/atp-server ./cmd/atp-server
 
 .PHONY: test
-test: ## run the whole suite: Go tests with the race detector (needs PostgreSQL server binaries), then the monday conformance suite
+test: ## run the whole suite: Go tests with the race detector (needs PostgreSQL server binaries and Chromium), then the monday conformance suite
 	$(GO) mod download
 	PATH="$(TEST_PATH)" CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory conformance

@@ -475,6 +475,9 @@ Commands:
   (none)                   serve (applies pending migrations first unless --migrate=false)
   migrate up|down|version  apply pending migrations, revert all of them (drops every table
                            and its data), or print the schema version; then exit
+  keys rotate              re-seal every secret and token under the current ATP_ENCRYPTION_KEY
+                           (opening old ones with ATP_ENCRYPTION_KEY_OLD), print the counts, exit;
+                           idempotent, safe while servers run
   healthcheck              GET /healthz of the server at ATP_ADDR on this host; exit 1 unless it answers 200
   version                  print the version and exit
 

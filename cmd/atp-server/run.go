@@ -25,6 +25,7 @@ import (
 	"github.com/atp-server/atp-server/internal/remote"
 	"github.com/atp-server/atp-server/internal/store"
 	"github.com/atp-server/atp-server/internal/toolkit"
+	"github.com/atp-server/atp-server/internal/webhook"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; without it
@@ -69,6 +70,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New("usage: atp-server migrate up|down|version")
 		}
 		return migrate(ctx, cfg, logger, rest[0], stdout)
+	case "keys":
+		if len(rest) != 1 || rest[0] != "rotate" {
+			return errors.New("usage: atp-server keys rotate")
+		}
+		return rotateKeys(ctx, cfg, logger, stdout)
 	case "healthcheck":
 		if len(rest) != 0 {
 			return errors.New("usage: atp-server healthcheck")
@@ -141,9 +147,36 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 	hub := remote.NewHub(remote.Options{Logger: logger})
 	defer hub.Close()
 
+	// Webhook deliveries run in the background, through the SSRF-guarded
+	// transport; they need only the store and the cipher to find webhooks
+	// and sign, so a Service of their own breaks the cycle service → tokens
+	// (oauth) → events (webhooks) → service. They drain at shutdown, after
+	// the HTTP server (below); the deferred Close covers early returns.
+	webhooks := webhook.New(webhook.Config{
+		Hooks:     toolkit.NewService(toolkit.Config{Store: db, Sealer: cipher, Logger: logger}),
+		Client:    &http.Client{Transport: httptool.NewTransport(cfg.HTTPAllowPrivate)},
+		Logger:    logger.With("component", "webhooks"),
+		UserAgent: "atp-server/" + versionString(),
+	})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = webhooks.Close(ctx)
+	}()
+	// The end-user OAuth flow; it is also the token source of oauth2 tools.
+	oauthManager := oauth.NewManager(oauth.Config{
+		Store:             db,
+		Sealer:            cipher,
+		PublicURL:         cfg.PublicURL,
+		RedirectAllowlist: cfg.OAuthRedirectAllowlist,
+		Events:            webhooks,
+		Logger:            logger.With("component", "oauth"),
+	})
+
 	svc := toolkit.NewService(toolkit.Config{
 		Store:  db,
 		Sealer: cipher,
+		Tokens: oauthManager,
 		Runners: map[string]toolkit.Runner{
 			toolkit.ExecutorJS: toolkit.NewJSRunner(toolkit.JSOptions{
 				Timeout:        cfg.ToolTimeout,
@@ -198,12 +231,14 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 	chat := chatatp.NewHandler(chatatp.Config{
 		Service:      svc,
 		Hub:          hub,
+		OAuth:        oauthManager,
 		Logger:       logger.With("surface", "chatatp"),
 		MaxBodyBytes: cfg.MaxBodyBytes,
 	})
 
 	handler := api.NewHandler(api.Config{
 		Service:      svc,
+		OAuth:        oauthManager,
 		Ready:        db.Ping, // the schema is current: Open migrated it or CheckSchema said so
 		Logger:       logger,
 		MaxBodyBytes: cfg.MaxBodyBytes,
@@ -263,6 +298,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stderr io.Writ
 	err = srv.Shutdown(shutdownCtx)
 	if cerr := <-chatDone; cerr != nil {
 		logger.Warn("closing ChatATP connections", "err", cerr)
+	}
+	// Events of the last requests are queued now: deliver them (and the
+	// retries waiting) within what is left of the shutdown bound.
+	if werr := webhooks.Close(shutdownCtx); werr != nil {
+		logger.Warn("webhook deliveries still pending at shutdown were dropped", "err", werr)
 	}
 	cancelBase()
 	if err != nil {
