@@ -60,36 +60,48 @@
 // # Memory
 //
 // goja allocates on the Go heap and has no memory limit, so the engine runs
-// a watchdog (sandbox.MemoryWatchdog) that samples the Go runtime's
-// counters every 5 ms while any execution is running JavaScript. The bytes
-// allocated in each interval are split between the executions that ran in
-// it (at most GOMAXPROCS at once; time spent paused or waiting on a server
-// tool is not running); when a GC completes, the change in live heap since
-// the previous GC is shared out in proportion to those allocations. An
-// execution's charge thus grows with what it keeps and not with the
-// garbage it makes. Past its limit it is interrupted (vm.Interrupt) with a
-// memory error, its VM is dropped and the GC reclaims it; the server and
-// the other executions go on. When an execution has allocated more since
-// the last GC than its limit leaves room for, the watchdog forces a GC
-// (rate-limited) to measure it at once, so an allocation loop is stopped
-// within milliseconds of passing its limit, not when the heap next doubles.
-// A process-wide guard (Config.HeapLimit) stops the most charged execution
-// when the live heap passes it. The engine never sets the Go memory limit;
-// set GOMEMLIMIT (or debug.SetMemoryLimit in cmd) a little above HeapLimit
-// so the GC works harder before the guard has to act.
+// one watchdog (sandbox.MemoryWatchdog) that reads the Go runtime's counters
+// (runtime/metrics) every 5 ms while any execution is running JavaScript:
 //
-// Limits of that mechanism: the charge is an estimate. Executions running
-// in the same interval share its allocations equally, so a CPU-bound
-// execution running beside a runaway one is charged part of the runaway's
-// growth until the runaway is stopped (only one is stopped at a time, and
-// the next only after a GC has measured the heap without it, so the blame
-// flows back). A single native step cannot be interrupted: one huge string
-// concatenation, or a built-in walking a huge array, completes before the
-// interrupt lands, so the heap can briefly overshoot a limit by about the
-// size of that step. The sandbox therefore refuses the cheapest such steps
-// outright: String.prototype.repeat/padStart/padEnd beyond 16 M characters,
+//   - The bytes allocated in each interval are split between the executions
+//     that ran in it (at most GOMAXPROCS at once; an execution paused for the
+//     client or waiting on a server tool is not running). When a GC
+//     completes, the change of the live heap since the previous GC is shared
+//     out in proportion to those allocations, capped by what each allocated.
+//     An execution's charge thus grows with what it keeps, not with the
+//     garbage it makes; stats.memoryUsed is its highest charge.
+//   - An execution charged past its limit is interrupted (vm.Interrupt) with
+//     a memory error: status memory_exceeded, code MEMORY_LIMIT_EXCEEDED.
+//     Its VM is dropped and the GC reclaims it; the server and the other
+//     executions go on. An execution that has allocated more since the last
+//     GC than its limit leaves room for gets a forced GC (rate-limited) to be
+//     measured at once, so an allocation loop is stopped within tens of
+//     milliseconds of passing its limit, not when the heap next doubles.
+//   - When several are over their limits, the one most over goes first,
+//     weighted by how much of its allocation was measured while it ran
+//     alone. Executions that shared its intervals may carry part of its
+//     blame: they are judged again only once its VM has been collected (a
+//     cleanup on the VM says so), and the shrink of the heap is credited to
+//     them first.
+//   - Config.HeapLimit is a process-wide guard: past it, the execution
+//     charged with the most is stopped. The engine never sets the Go memory
+//     limit; cmd may set GOMEMLIMIT (debug.SetMemoryLimit) a little above
+//     HeapLimit so that the GC works harder before the guard has to act.
+//
+// Limits of that mechanism: the charge is an estimate. Executions running in
+// the same interval share its allocations equally, so a CPU-bound execution
+// beside a runaway one is charged part of the runaway's growth until the
+// runaway is stopped; two executions busy in exactly the same intervals
+// from start to limit cannot be told apart, and with equal limits either may
+// be stopped first (the survivor is then judged by what it allocates alone).
+// A single native step cannot be interrupted: one huge string concatenation
+// or a built-in walking a huge array completes before the interrupt lands,
+// so a doubling string overshoots its limit by up to its last doubling. The
+// sandbox therefore refuses the cheapest such steps outright:
+// String.prototype.repeat/padStart/padEnd beyond 16 M characters,
 // Array.prototype.fill/join and Array.from beyond 4 M elements, and
-// ArrayBuffer or typed-array allocations larger than the memory limit.
+// ArrayBuffer or typed-array allocations larger than the memory limit (one
+// of those past the machine's memory would abort the process).
 //
 // # Errors
 //

@@ -127,7 +127,7 @@ type Engine struct {
 type execution struct {
 	id, owner, key string
 	live           *sandbox.Live
-	rt             *runtime
+	rt             *atpRuntime
 	cancel         context.CancelFunc // ends rt.ctx
 
 	// Guarded by Engine.mu.
@@ -281,7 +281,7 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 
 	opts := e.effective(req.Options)
 	ctxRun, cancel := context.WithCancel(context.Background())
-	rt := &runtime{
+	rt := &atpRuntime{
 		eng: e, id: id, owner: req.Owner, ctx: ctxRun, opts: opts, tools: req.Tools,
 		rec: &recorder{j: e.cfg.NewJournal(id)}, now: e.now,
 		client: req.ClientTools, onProgress: req.OnProgress, onConsole: req.OnConsole,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os/exec"
 	"strings"
 	"sync"
@@ -145,6 +146,7 @@ func TestParseOptions(t *testing.T) {
 		{`{"maxMemory": 7, "memoryLimit": 0}`, Options{Memory: 7}, ""},
 		{`{"timeout": null, "clientServices": {"hasLLM": true, "hasTools": false}}`,
 			Options{ClientServices: &ClientServices{HasLLM: true}}, ""},
+		{`{"timeout": 1e300, "memory": 1e300, "llmCalls": 1e300}`, Options{Timeout: 1e12 * time.Millisecond, Memory: 1e12, LLMCalls: math.MaxInt32}, ""},
 		{`{"timeout": "soon"}`, Options{}, "config.timeout: must be a number"},
 		{`{"timeout": -1}`, Options{}, "config.timeout: must be a non-negative number"},
 		{`{"clientServices": {"hasLLM": "yes"}}`, Options{}, "config.clientServices.hasLLM: must be a boolean"},
@@ -426,29 +428,39 @@ func TestClose(t *testing.T) {
 	e.Close() // idempotent
 }
 
-// TestManyConcurrentExecutions pauses 200 executions on an LLM call each and
-// resumes them all at once.
+// TestManyConcurrentExecutions pauses 200 executions at once, each on an
+// LLM call after a server tool, then resumes them all at once.
 func TestManyConcurrentExecutions(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, Config{MaxRunningPerKey: 1000})
+	e := newEngine(t, Config{})
 	const n = 200
+	paused := make([]*Result, n)
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	errs := make(chan error, 2*n)
 	for i := range n {
 		wg.Go(func() {
-			owner := fmt.Sprintf("client-%d", i)
 			req := request(`const x = await api.math.add({a: `+fmt.Sprint(i)+`, b: 1});
 				const answer = await atp.llm.call("question " + x.sum);
 				return {i: `+fmt.Sprint(i)+`, answer}`, &fakeTools{})
-			req.Owner = owner
+			req.Owner = fmt.Sprintf("client-%d", i)
 			res, err := e.Execute(context.Background(), req)
 			if err != nil || res.NeedsCallback == nil {
 				errs <- fmt.Errorf("%d: execute: %v %s", i, err, dump(res))
 				return
 			}
+			paused[i] = res
+		})
+	}
+	wg.Wait()
+	if running, p := e.Counts(); running != 0 || p != n {
+		t.Fatalf("counts = %d running, %d paused; want all %d paused", running, p, n)
+	}
+	for i := range n {
+		wg.Go(func() {
+			res := paused[i]
 			var p struct{ Prompt string }
 			_ = json.Unmarshal(res.NeedsCallback.Payload, &p)
-			res, err = e.Resume(context.Background(), ResumeRequest{Owner: owner, ExecutionID: res.ExecutionID,
+			res, err := e.Resume(context.Background(), ResumeRequest{Owner: fmt.Sprintf("client-%d", i), ExecutionID: res.ExecutionID,
 				Answers: []Answer{{Value: json.RawMessage(`"re: ` + p.Prompt + `"`)}}})
 			if err != nil {
 				errs <- fmt.Errorf("%d: resume: %v", i, err)
@@ -464,8 +476,8 @@ func TestManyConcurrentExecutions(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if running, paused := e.Counts(); running != 0 || paused != 0 {
-		t.Errorf("counts = %d running, %d paused", running, paused)
+	if running, p := e.Counts(); running != 0 || p != 0 {
+		t.Errorf("counts = %d running, %d paused", running, p)
 	}
 }
 

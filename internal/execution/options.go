@@ -88,15 +88,19 @@ func ParseOptions(config json.RawMessage) (Options, error) {
 			return o, err
 		}
 		if o.LLMCalls == 0 {
-			o.LLMCalls = int(n)
+			o.LLMCalls = int(min(n, math.MaxInt32)) // fits an int everywhere
 		}
 	}
 	o.ClientServices = raw.ClientServices
 	return o, nil
 }
 
-// number checks an optional non-negative number; huge values are capped
-// here so conversions cannot overflow (the engine clamps them anyway).
+// maxNumber bounds the numbers of a config before they are converted, so
+// that no conversion overflows (a timeout of 1e300 ms must become the
+// maximum, not a negative duration); every engine maximum is far below it.
+const maxNumber = 1e12
+
+// number checks an optional non-negative number.
 func number(name string, v *float64) (float64, error) {
 	if v == nil {
 		return 0, nil
@@ -104,7 +108,7 @@ func number(name string, v *float64) (float64, error) {
 	if *v < 0 || math.IsNaN(*v) {
 		return 0, toolkit.Errorf(toolkit.KindInvalid, "invalid_config", "config.%s: must be a non-negative number", name)
 	}
-	return min(*v, 1<<53), nil
+	return min(*v, maxNumber), nil
 }
 
 // jsonProblem describes a config decoding error without echoing values.

@@ -45,10 +45,10 @@ type llmCapError struct{ max int }
 
 func (e *llmCapError) Error() string { return fmt.Sprintf("Exceeded max LLM calls: %d", e.max) }
 
-// runtime is the host side of one execution's atp/api objects. Its
+// atpRuntime is the host side of one execution's atp/api objects. Its
 // functions run on the execution's goroutine; the engine reads its counters
 // only when the code is not running (after a pause or the end).
-type runtime struct {
+type atpRuntime struct {
 	eng   *Engine
 	id    string
 	owner string
@@ -85,18 +85,8 @@ type pending struct {
 	cb Callback
 }
 
-// toolDescriptor is one api function as the prelude sees it.
-type toolDescriptor struct {
-	path   []string
-	name   string
-	client bool
-	gate   bool
-	denied string
-	call   sandbox.AsyncFunc
-}
-
 // host builds the sandbox host of the execution.
-func (r *runtime) host() sandbox.Host {
+func (r *atpRuntime) host() sandbox.Host {
 	seed := make([]byte, 32)
 	_, _ = rand.Read(seed) // crypto/rand.Read never fails (Go 1.24+)
 	r.rec.append(Entry{Kind: EntrySeed, Value: json.RawMessage(strconv.Quote(hex.EncodeToString(seed)))})
@@ -167,7 +157,7 @@ func clientMetadata(t ClientTool) toolMetadata {
 
 // clock is Date.now() and new Date(): the engine's clock at millisecond
 // precision, recorded.
-func (r *runtime) clock() time.Time {
+func (r *atpRuntime) clock() time.Time {
 	ms := r.now().UnixMilli()
 	r.rec.clock(ms)
 	return time.UnixMilli(ms)
@@ -175,7 +165,7 @@ func (r *runtime) clock() time.Time {
 
 // event journals what the event loop delivers: server tool results (the
 // only AsyncFuncs) and timers.
-func (r *runtime) event(ev sandbox.Event) {
+func (r *atpRuntime) event(ev sandbox.Event) {
 	switch ev.Kind {
 	case sandbox.EventResult:
 		r.rec.append(Entry{Kind: EntryTool, Ref: strconv.FormatUint(ev.Seq, 10), Name: r.toolPaths[ev.Func], Value: ev.Result, Error: ev.Err})
@@ -185,7 +175,7 @@ func (r *runtime) event(ev sandbox.Event) {
 }
 
 // console forwards console output to the current sink, else the log.
-func (r *runtime) console(level, msg string) {
+func (r *atpRuntime) console(level, msg string) {
 	r.sinksMu.Lock()
 	sink := r.onConsole
 	r.sinksMu.Unlock()
@@ -196,7 +186,7 @@ func (r *runtime) console(level, msg string) {
 	r.eng.log.Debug("execution console", "execution_id", r.id, "console_level", level, "output", msg)
 }
 
-func (r *runtime) setSinks(progress func(string, float64), console func(string, string)) {
+func (r *atpRuntime) setSinks(progress func(string, float64), console func(string, string)) {
 	r.sinksMu.Lock()
 	defer r.sinksMu.Unlock()
 	if progress != nil {
@@ -211,7 +201,7 @@ func (r *runtime) setSinks(progress func(string, float64), console func(string, 
 
 // park registers a call for the client: the next sequence number, the
 // callback id cb_<n>, and settle for its answer.
-func (r *runtime) park(typ, op string, payload map[string]any, settle func(json.RawMessage) (json.RawMessage, error)) (*sandbox.Park, error) {
+func (r *atpRuntime) park(typ, op string, payload map[string]any, settle func(json.RawMessage) (json.RawMessage, error)) (*sandbox.Park, error) {
 	n := r.seq
 	r.seq++
 	payload["sequenceNumber"] = n
@@ -273,7 +263,7 @@ func str(v json.RawMessage) (string, bool) {
 	return s, json.Unmarshal(v, &s) == nil && len(v) > 0 && v[0] == '"'
 }
 
-func (r *runtime) parkLLM(args []json.RawMessage) (*sandbox.Park, error) {
+func (r *atpRuntime) parkLLM(args []json.RawMessage) (*sandbox.Park, error) {
 	op, _ := str(arg(args, 0))
 	opts := arg(args, 1)
 	name := "atp.llm." + op
@@ -306,7 +296,7 @@ func (r *runtime) parkLLM(args []json.RawMessage) (*sandbox.Park, error) {
 	return r.park(callbackTypeLLM, op, payload, asValue)
 }
 
-func (r *runtime) parkApproval(args []json.RawMessage) (*sandbox.Park, error) {
+func (r *atpRuntime) parkApproval(args []json.RawMessage) (*sandbox.Park, error) {
 	if !r.opts.services.pauses() {
 		return nil, errApprovalNotConfigured
 	}
@@ -320,7 +310,7 @@ func (r *runtime) parkApproval(args []json.RawMessage) (*sandbox.Park, error) {
 
 // parkGate asks for the approval a tool's metadata forces (spec §7); it is
 // not counted as an approval call.
-func (r *runtime) parkGate(args []json.RawMessage) (*sandbox.Park, error) {
+func (r *atpRuntime) parkGate(args []json.RawMessage) (*sandbox.Park, error) {
 	if !r.opts.services.pauses() {
 		return nil, errApprovalNotConfigured
 	}
@@ -330,12 +320,12 @@ func (r *runtime) parkGate(args []json.RawMessage) (*sandbox.Park, error) {
 	}
 	input := arg(args, 1)
 	var message string
-	var context map[string]any
+	var about map[string]any // the approval's context
 	if i < len(r.server) {
 		e := r.server[i]
 		md := metadataOf(e.tool.Annotations)
 		message = fmt.Sprintf("Approve %s: %s", md.describe(), e.tool.Name)
-		context = map[string]any{"tool": e.tool.Name, "group": e.group, "params": input, "metadata": md}
+		about = map[string]any{"tool": e.tool.Name, "group": e.group, "params": input, "metadata": md}
 	} else {
 		t := r.client[i-len(r.server)]
 		md := clientMetadata(t)
@@ -344,12 +334,12 @@ func (r *runtime) parkGate(args []json.RawMessage) (*sandbox.Park, error) {
 			meta = json.RawMessage("{}")
 		}
 		message = fmt.Sprintf("Approve client tool %s: %s", md.describe(), t.Name)
-		context = map[string]any{"tool": t.Name, "namespace": t.namespace(), "params": input, "metadata": meta, "isClientTool": true}
+		about = map[string]any{"tool": t.Name, "namespace": t.namespace(), "params": input, "metadata": meta, "isClientTool": true}
 	}
-	return r.park(callbackTypeApproval, "request", map[string]any{"message": message, "context": context}, asValue)
+	return r.park(callbackTypeApproval, "request", map[string]any{"message": message, "context": about}, asValue)
 }
 
-func (r *runtime) parkClientTool(args []json.RawMessage) (*sandbox.Park, error) {
+func (r *atpRuntime) parkClientTool(args []json.RawMessage) (*sandbox.Park, error) {
 	var i int
 	if json.Unmarshal(arg(args, 0), &i) != nil || i < len(r.server) || i >= len(r.server)+len(r.client) {
 		return nil, errors.New("client tool: unknown tool")
@@ -359,14 +349,14 @@ func (r *runtime) parkClientTool(args []json.RawMessage) (*sandbox.Park, error) 
 	return r.park(callbackTypeTool, "call", payload, orThrow(nil))
 }
 
-func (r *runtime) embeddingsOff() error {
+func (r *atpRuntime) embeddingsOff() error {
 	if !r.opts.services.pauses() {
 		return errEmbeddingNotProvided
 	}
 	return nil
 }
 
-func (r *runtime) parkEmbed(args []json.RawMessage) (*sandbox.Park, error) {
+func (r *atpRuntime) parkEmbed(args []json.RawMessage) (*sandbox.Park, error) {
 	if err := r.embeddingsOff(); err != nil {
 		return nil, err
 	}
@@ -412,12 +402,12 @@ func (r *runtime) parkEmbed(args []json.RawMessage) (*sandbox.Park, error) {
 
 // randomSuffix is the <rand> of an embedding id: ten base-36 digits from
 // the execution's seeded stream, as Math.random().toString(36) gives.
-func (r *runtime) randomSuffix() string {
+func (r *atpRuntime) randomSuffix() string {
 	s := strconv.FormatUint(r.random.Uint64()%uint64(math.Pow(36, 10)), 36)
 	return strings.Repeat("0", 10-len(s)) + s
 }
 
-func (r *runtime) parkSearch(args []json.RawMessage) (*sandbox.Park, error) {
+func (r *atpRuntime) parkSearch(args []json.RawMessage) (*sandbox.Park, error) {
 	if err := r.embeddingsOff(); err != nil {
 		return nil, err
 	}
@@ -455,7 +445,7 @@ func (r *runtime) parkSearch(args []json.RawMessage) (*sandbox.Park, error) {
 	}))
 }
 
-func (r *runtime) parkSimilarity(args []json.RawMessage) (*sandbox.Park, error) {
+func (r *atpRuntime) parkSimilarity(args []json.RawMessage) (*sandbox.Park, error) {
 	if err := r.embeddingsOff(); err != nil {
 		return nil, err
 	}
@@ -478,7 +468,7 @@ func (r *runtime) parkSimilarity(args []json.RawMessage) (*sandbox.Park, error) 
 
 // serverTool is the AsyncFunc of server tool i: it runs on its own
 // goroutine, the code awaits it as a promise, and it never pauses.
-func (r *runtime) serverTool(i int) sandbox.AsyncFunc {
+func (r *atpRuntime) serverTool(i int) sandbox.AsyncFunc {
 	e := r.server[i]
 	return func(ctx context.Context, args []json.RawMessage) (json.RawMessage, error) {
 		input := arg(args, 0)
@@ -503,19 +493,19 @@ func (r *runtime) serverTool(i int) sandbox.AsyncFunc {
 
 // ---- synchronous host functions ----
 
-func (r *runtime) scope() string {
+func (r *atpRuntime) scope() string {
 	if r.owner == "" {
 		return "anonymous"
 	}
 	return r.owner
 }
 
-func (r *runtime) cacheKey(args []json.RawMessage) string {
+func (r *atpRuntime) cacheKey(args []json.RawMessage) string {
 	k, _ := str(arg(args, 0)) // the prelude passes String(key)
 	return k
 }
 
-func (r *runtime) cacheGet(args []json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) cacheGet(args []json.RawMessage) (json.RawMessage, error) {
 	key := r.cacheKey(args)
 	v, ok, err := r.eng.cache.Get(r.ctx, r.scope(), key)
 	if err != nil {
@@ -528,7 +518,7 @@ func (r *runtime) cacheGet(args []json.RawMessage) (json.RawMessage, error) {
 	return v, nil
 }
 
-func (r *runtime) cacheSet(args []json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) cacheSet(args []json.RawMessage) (json.RawMessage, error) {
 	key := r.cacheKey(args)
 	var ttl time.Duration
 	var sec float64
@@ -542,7 +532,7 @@ func (r *runtime) cacheSet(args []json.RawMessage) (json.RawMessage, error) {
 	return nil, nil
 }
 
-func (r *runtime) cacheHas(args []json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) cacheHas(args []json.RawMessage) (json.RawMessage, error) {
 	key := r.cacheKey(args)
 	ok, err := r.eng.cache.Has(r.ctx, r.scope(), key)
 	if err != nil {
@@ -553,7 +543,7 @@ func (r *runtime) cacheHas(args []json.RawMessage) (json.RawMessage, error) {
 	return v, nil
 }
 
-func (r *runtime) cacheDelete(args []json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) cacheDelete(args []json.RawMessage) (json.RawMessage, error) {
 	key := r.cacheKey(args)
 	if err := r.eng.cache.Delete(r.ctx, r.scope(), key); err != nil {
 		return nil, r.cacheFailed("delete", key, err)
@@ -562,7 +552,7 @@ func (r *runtime) cacheDelete(args []json.RawMessage) (json.RawMessage, error) {
 	return nil, nil
 }
 
-func (r *runtime) cacheClear([]json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) cacheClear([]json.RawMessage) (json.RawMessage, error) {
 	if err := r.eng.cache.Clear(r.ctx, r.scope()); err != nil {
 		return nil, r.cacheFailed("clear", "", err)
 	}
@@ -571,7 +561,7 @@ func (r *runtime) cacheClear([]json.RawMessage) (json.RawMessage, error) {
 }
 
 // cacheFailed journals a failed cache call and returns what the code sees.
-func (r *runtime) cacheFailed(op, key string, err error) error {
+func (r *atpRuntime) cacheFailed(op, key string, err error) error {
 	msg := "atp.cache." + op + ": " + err.Error()
 	if !errors.Is(err, ErrCacheFull) {
 		r.eng.log.Error("cache failed", "execution_id", r.id, "op", op, "err", err)
@@ -581,7 +571,7 @@ func (r *runtime) cacheFailed(op, key string, err error) error {
 	return errors.New(msg)
 }
 
-func (r *runtime) reportProgress(args []json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) reportProgress(args []json.RawMessage) (json.RawMessage, error) {
 	r.progress++
 	r.sinksMu.Lock()
 	sink := r.onProgress
@@ -601,14 +591,14 @@ func (r *runtime) reportProgress(args []json.RawMessage) (json.RawMessage, error
 	return nil, nil
 }
 
-func (r *runtime) embeddings([]json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) embeddings([]json.RawMessage) (json.RawMessage, error) {
 	if r.vectors.records == nil {
 		return json.RawMessage("[]"), nil
 	}
 	return json.Marshal(r.vectors.records)
 }
 
-func (r *runtime) embeddingCount([]json.RawMessage) (json.RawMessage, error) {
+func (r *atpRuntime) embeddingCount([]json.RawMessage) (json.RawMessage, error) {
 	return json.RawMessage(strconv.Itoa(len(r.vectors.records))), nil
 }
 

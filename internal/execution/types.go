@@ -28,22 +28,29 @@ const (
 // Error codes the engine produces (ExecutionErrorCode, plus
 // SERVICE_NOT_PROVIDED).
 const (
-	CodeExecutionFailed     = "EXECUTION_FAILED"
-	CodeTimeout             = "TIMEOUT_ERROR"
-	CodeMemoryLimit         = "MEMORY_LIMIT_EXCEEDED"
-	CodeLLMCallLimit        = "LLM_CALL_LIMIT_EXCEEDED"
-	CodeValidationFailed    = "VALIDATION_FAILED"
-	CodeSyntaxError         = "SYNTAX_ERROR"
-	CodeTypeError           = "TYPE_ERROR"
-	CodeReferenceError      = "REFERENCE_ERROR"
-	CodeConcurrentLimit     = "CONCURRENT_LIMIT_EXCEEDED"
-	CodeServiceNotProvided  = "SERVICE_NOT_PROVIDED"
-	callbackTypeLLM         = "llm"
-	callbackTypeApproval    = "approval"
-	callbackTypeEmbedding   = "embedding"
-	callbackTypeTool        = "tool"
-	serviceNotProvidedMatch = "service not provided"
+	CodeExecutionFailed    = "EXECUTION_FAILED"
+	CodeTimeout            = "TIMEOUT_ERROR"
+	CodeMemoryLimit        = "MEMORY_LIMIT_EXCEEDED"
+	CodeLLMCallLimit       = "LLM_CALL_LIMIT_EXCEEDED"
+	CodeValidationFailed   = "VALIDATION_FAILED"
+	CodeSyntaxError        = "SYNTAX_ERROR"
+	CodeTypeError          = "TYPE_ERROR"
+	CodeReferenceError     = "REFERENCE_ERROR"
+	CodeConcurrentLimit    = "CONCURRENT_LIMIT_EXCEEDED"
+	CodeServiceNotProvided = "SERVICE_NOT_PROVIDED"
 )
+
+// Callback types (spec §5.2).
+const (
+	callbackTypeLLM       = "llm"
+	callbackTypeApproval  = "approval"
+	callbackTypeEmbedding = "embedding"
+	callbackTypeTool      = "tool"
+)
+
+// serviceNotProvidedMatch is what the client's message says when it lacks
+// the provider a callback needs (spec §5.5), matched case-insensitively.
+const serviceNotProvidedMatch = "service not provided"
 
 // Result is an ExecutionResult (spec §5.1); its JSON is the wire shape.
 // Every result has ExecutionID, Status and Stats; a paused one has

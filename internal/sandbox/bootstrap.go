@@ -23,14 +23,27 @@ const bootstrapSource = `(function () {
 	const RangeErrorCtor = RangeError;
 	const StringCtor = String;
 	const getProto = Object.getPrototypeOf;
-	// The built-in error classes, most specific first, by prototype: a
-	// thrown value's class is found by walking its prototype chain, which
-	// user code cannot fake by renaming or by Symbol.hasInstance.
-	const errorClasses = [
-		[TypeError.prototype, 'TypeError'], [ReferenceError.prototype, 'ReferenceError'],
-		[SyntaxError.prototype, 'SyntaxError'], [RangeError.prototype, 'RangeError'],
-		[URIError.prototype, 'URIError'], [EvalError.prototype, 'EvalError'], [Error.prototype, 'Error'],
-	];
+	// errorClasses are the built-in error classes callers tell apart, by
+	// prototype: a thrown value's class is found by walking its prototype
+	// chain, which user code cannot fake by renaming or by
+	// Symbol.hasInstance. They are found on first use, from errors the
+	// engine itself raises (so replaced globals cannot mislead it), because
+	// touching a constructor here would materialise it in every VM.
+	let errorClasses = null;
+	const intrinsicClasses = function () {
+		const protoOf = function (f) {
+			try { f(); } catch (e) { return getProto(e); }
+			return null;
+		};
+		return [
+			[protoOf(function () { null.x; }), 'TypeError'],
+			[protoOf(function () { tdz; let tdz; }), 'ReferenceError'],
+			[protoOf(function () { parse('{'); }), 'SyntaxError'],
+			[RangeErrorCtor.prototype, 'RangeError'],
+			[ErrorCtor.prototype, 'Error'],
+		];
+	};
+	const parse = JSON.parse;
 
 	// describe turns a thrown value into the one-line message a run fails
 	// with. Getters on an error may throw or loop; the first is caught here,
@@ -69,6 +82,7 @@ const bootstrapSource = `(function () {
 	// a trap that loops is stopped by the run's interrupt.
 	const classOf = function (e) {
 		try {
+			if (errorClasses === null) errorClasses = intrinsicClasses();
 			for (let p = e, depth = 0; p !== null && (typeof p === 'object' || typeof p === 'function') && depth < 64; depth++) {
 				p = getProto(p);
 				for (let i = 0; i < errorClasses.length; i++) {
@@ -92,7 +106,7 @@ const bootstrapSource = `(function () {
 	};
 
 	return {
-		parse: JSON.parse,
+		parse: parse,
 		stringify: stringify,
 		strictStringify: function (v) { return stringify(v, refuseUncloneable); },
 		describe: describe,
@@ -178,7 +192,7 @@ const maxArrayLength = 1 << 22
 
 // capArrayBuilders replaces Array.prototype.fill and join and Array.from
 // with natives that refuse lengths past maxArrayLength, then call the
-// original.
+// original. Runs with a memory limit only (see Limits.MaxMemory).
 func (e *execution) capArrayBuilders() error {
 	arrayCtor := e.vm.Get("Array").ToObject(e.vm)
 	proto := arrayCtor.Get("prototype").ToObject(e.vm)

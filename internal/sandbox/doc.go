@@ -1,5 +1,5 @@
-// Package sandbox runs untrusted JavaScript (js tools, and later monday
-// execute code) in a goja VM with limits and host capabilities injected as
+// Package sandbox runs untrusted JavaScript (js tools, and monday execute
+// code through internal/execution) in a goja VM with limits and host capabilities injected as
 // plain Go functions.
 //
 // It knows no HTTP, SQL or OAuth, and must import only goja and the standard
@@ -8,10 +8,12 @@
 //
 // # Model
 //
-// One run owns one fresh goja.Runtime, used by one goroutine (the caller's).
-// The code is the body of `async function (input, ctx) { … }`, so top-level
-// await and return work; the returned promise is driven to completion by a
-// small event loop:
+// One run owns one fresh goja.Runtime, used by one goroutine at a time. The
+// code is the body of `async function (input, ctx) { … }` (Compile) or of
+// `async function () { … }` (CompileCode, for code that gets no input and
+// must be free to name its own variables input and ctx), so top-level await
+// and return work; the returned promise is driven to completion by a small
+// event loop:
 //
 //   - microtasks (promise reactions) are drained by goja itself each time
 //     control returns from JavaScript to Go;
@@ -20,29 +22,44 @@
 //     result back to the loop through a channel, so the VM is only ever
 //     touched by the loop goroutine.
 //
-// When the promise is still pending and nothing can settle it (no timer, no
-// host call in flight), the run fails at once rather than hanging until the
-// timeout. This loop is where the monday runtime will park an execution: an
-// AsyncFunc that waits for the client keeps the loop waiting (design A of
-// the monday spec, §5.6), and the same VM resumes when the answer is posted.
-// Before that lands, Limits.Timeout has to become "time spent running"
-// rather than wall-clock time, or a parked execution would time out while a
-// human decides.
+// Program.Run runs on the caller's goroutine to the end. Program.Start runs
+// a live run on its own goroutine that can pause for its caller (design A
+// of the monday spec, §5.6): a ParkFunc call parks a promise; when nothing
+// else can make progress (no completion queued, no host call in flight, no
+// timer due) and calls are parked, the run pauses and reports all of them
+// at once, so a Promise.all of parked calls is one batch; Live.Resume
+// settles them and the same VM goes on. A pause stops the clock of the time
+// limit and shifts pending timers, so Limits.Timeout counts active time
+// only. When the promise is pending and nothing can settle it, the run
+// fails at once rather than hanging until the timeout.
+//
+// A Prelude (trusted JavaScript run before the code, given host functions
+// that stay in its closure) builds a runtime API on top of plain host
+// functions. Host.Now and Host.Random replace the clock of Date and the
+// source of Math.random, and Host.OnEvent reports every macrotask in order:
+// with the answers to parked calls, that is everything a run depends on, so
+// a host that records them can replay a run.
 //
 // # Limits and isolation
 //
-//   - Time: the run's context (deadline = Limits.Timeout) interrupts the VM
-//     through context.AfterFunc and vm.Interrupt. Built-ins implemented in Go
-//     (e.g. Array.prototype.join on a huge array) are not interruptible
-//     mid-call; the interrupt lands when they return.
+//   - Time: Limits.Timeout interrupts the VM (vm.Interrupt, from a timer or
+//     context.AfterFunc). Built-ins implemented in Go (e.g.
+//     Array.prototype.join on a huge array) are not interruptible mid-call;
+//     the interrupt lands when they return.
 //   - Code and result size are capped (Limits.MaxCodeBytes,
 //     Limits.MaxResultBytes). The call stack is capped (a RangeError).
-//   - Memory: goja has no heap limit. For now the sandbox only caps the
-//     cheapest ways to allocate a lot at once (String.prototype.repeat,
-//     padStart, padEnd, and the number of pending timers). A later issue adds
-//     memory accounting (a watchdog sampling the heap per run, or running
-//     executions in a child process under an address-space rlimit); until
-//     then the wall-clock timeout is what bounds a runaway allocation.
+//   - Memory: goja has no heap limit. A MemoryWatchdog (Limits.Memory and
+//     Limits.MaxMemory) charges Go heap growth to the runs that cause it and
+//     stops a run past its limit (KindMemory); NewMemoryWatchdog documents
+//     how and how precisely. The cheapest ways to allocate a lot in one
+//     uninterruptible step are capped directly: String.prototype.repeat,
+//     padStart and padEnd (16 M characters) and the number of pending
+//     timers always; for runs with a memory limit also Array.prototype.fill
+//     and join and Array.from of an array-like (4 M elements), and
+//     ArrayBuffer and typed array allocations larger than the limit (one
+//     such allocation past the machine's memory would abort the whole
+//     process). Those materialise built-ins in every VM, so runs without a
+//     memory limit (js tools, written by admins) do without them.
 //   - No host access: goja ships no require, process, fs, network or
 //     console; the goja-specific GoError constructor is removed. eval and
 //     Function work but only ever see the sandbox's own global. Source maps
@@ -51,6 +68,7 @@
 //     gets a fresh VM, so one run cannot leave traps (patched prototypes)
 //     for the next.
 //
-// Errors are *Error with a closed set of kinds; messages are JavaScript's own
-// ("TypeError: x is not a function"), never a Go stack.
+// Errors are *Error with a closed set of kinds and the built-in class of
+// what the code threw; messages are JavaScript's own ("TypeError: x is not
+// a function"), never a Go stack.
 package sandbox

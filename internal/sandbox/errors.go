@@ -58,9 +58,9 @@ type Error struct {
 	Kind    ErrorKind
 	Message string
 	// Class is the built-in error class of what the code threw or rejected
-	// with ("TypeError", "ReferenceError", "SyntaxError", "RangeError",
-	// "URIError", "EvalError" or "Error"), found from its prototype chain, so
-	// a subclass of TypeError is a TypeError. It is "SyntaxError" for
+	// with ("TypeError", "ReferenceError", "SyntaxError", "RangeError" or,
+	// for any other Error, "Error"), found from its prototype chain, so a
+	// subclass of TypeError is a TypeError. It is "SyntaxError" for
 	// KindSyntax and empty when the run failed for another reason or the
 	// code threw something that is not an Error.
 	Class string

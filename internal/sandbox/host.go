@@ -62,6 +62,23 @@ func (e *execution) hostValue(path string, v any) (goja.Value, error) {
 			}
 		}
 		return obj, nil
+	// Primitives and string lists are converted directly: they cannot wrap
+	// host types, and a JSON round trip per value is most of the cost of a
+	// large PreludeHost.
+	case string:
+		return e.vm.ToValue(v), nil
+	case bool:
+		return e.vm.ToValue(v), nil
+	case int:
+		return e.vm.ToValue(v), nil
+	case float64:
+		return e.vm.ToValue(v), nil
+	case []string:
+		vals := make([]any, len(v))
+		for i, s := range v {
+			vals[i] = s
+		}
+		return e.vm.NewArray(vals...), nil
 	case json.RawMessage:
 		jv, err := e.parseJSON(v)
 		if err != nil {

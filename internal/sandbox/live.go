@@ -104,11 +104,12 @@ type Live struct {
 	deadline   *time.Timer
 }
 
-// Start compiles nothing, sets up a fresh VM (globals, prelude) on the
-// calling goroutine and starts the code on a new one; it returns at once.
-// Call Next for where the run stops first. input and ctxObj are as for Run.
-// An error means the run did not start: the code is too large (a *Error),
-// or the host is at fault (a Global or the prelude failed).
+// Start sets up a fresh VM for the program (globals, prelude) on the
+// calling goroutine and runs the code on a new one; it returns at once.
+// input and ctxObj are as for Run. Call Next after Start and after each
+// successful Resume: each pause must be read before the run is resumed. An
+// error means the run did not start: the code is too large (a *Error), or
+// the host is at fault (a Global or the prelude failed).
 func (p *Program) Start(input json.RawMessage, ctxObj any, lim Limits, host Host) (l *Live, err error) {
 	lim = lim.withDefaults()
 	if p.size > lim.MaxCodeBytes {
@@ -229,11 +230,14 @@ func (l *Live) main(x *execution, cancel context.CancelFunc, fn goja.Callable, a
 		l.stopClock(x)
 		cancel() // ends AsyncFuncs still in flight
 		final.Active, final.Memory = l.used, x.mem.peak()
-		x.release()
 		x.kill(errRunEnded) // later kills are no-ops and never touch the VM
+		// Nothing the caller may keep (the Live) may reach the VM any more:
+		// the memory watchdog measures the run gone once a GC finds it so.
+		l.deadline = nil
 		l.mu.Lock()
 		l.x, l.waiting = nil, nil
 		l.mu.Unlock()
+		x.release()
 		l.stops <- final
 		close(l.done)
 	}()

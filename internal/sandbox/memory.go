@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dop251/goja"
 )
 
 // MemoryWatchdog charges Go heap growth to the runs that cause it and stops
@@ -42,17 +44,18 @@ type MemoryWatchdog struct {
 	gcs    sync.WaitGroup
 }
 
-// removal is the charge of a run that ended. Its memory leaves the heap
-// at the first GC that starts after the end: a GC already under way may
-// still find it live. So it is taken off the books only once such a GC has
-// completed, or the shrink would be credited, and later the growth
-// charged, to whoever happened to allocate meanwhile.
+// removal is the charge of a run that ended, until its VM is collected.
+// Its memory leaves the heap at the first GC that finds the VM unreachable,
+// which may be well after the end (a GC already under way, a host call
+// still holding a promise of it). Until then a shrink of the live heap is
+// taken to be this memory leaving; once the VM's cleanup has run, what has
+// not been seen leaving was masked by growth, which is then charged as
+// growth. Taking it off the books any earlier would credit the shrink, and
+// later charge the growth, to whoever happened to allocate meanwhile.
 type removal struct {
-	bytes  int64
-	at     time.Time
-	cycles uint64 // completed GC cycles when the watchdog first saw it
-	seen   bool
-	victim bool // of a run the watchdog stopped
+	bytes  int64        // still expected to leave the heap
+	gone   *atomic.Bool // set by the cleanup of the run's VM
+	victim bool         // of a run the watchdog stopped
 }
 
 // bigRemoval is the charge of an ended run worth a forced GC to measure
@@ -61,9 +64,8 @@ const bigRemoval = 64 << 20
 
 // forcedGC is the state of the collections the watchdog asks for.
 type forcedGC struct {
-	running  atomic.Bool
 	mu       sync.Mutex
-	start    time.Time     // of the last one
+	running  bool
 	end      time.Time     // of the last one
 	duration time.Duration // of the last one
 }
@@ -219,6 +221,10 @@ type memRun struct {
 	charge  atomic.Int64
 	peakVal atomic.Int64
 
+	// gone is set by the cleanup of the run's VM once a GC has found it
+	// unreachable (attachVM).
+	gone *atomic.Bool
+
 	// The watchdog goroutine only (under w.mu).
 	alloc     int64 // bytes allocated in its intervals since the last GC
 	prevAlloc int64 // the same, between the two GCs before
@@ -235,15 +241,21 @@ type memRun struct {
 }
 
 func (w *MemoryWatchdog) register(limit int64, onLimit func()) *memRun {
-	r := &memRun{w: w, limit: limit, onLimit: onLimit}
+	r := &memRun{w: w, limit: limit, onLimit: onLimit, gone: new(atomic.Bool)}
 	w.mu.Lock()
 	w.runs[r] = struct{}{}
 	w.mu.Unlock()
 	return r
 }
 
-// unregister ends the run's account. Its charge is expected to leave the
-// heap at the next GC.
+// attachVM makes the collection of vm mark the run's memory gone. The
+// cleanup holds only the flag, never the VM or the run.
+func (r *memRun) attachVM(vm *goja.Runtime) {
+	runtime.AddCleanup(vm, func(gone *atomic.Bool) { gone.Store(true) }, r.gone)
+}
+
+// unregister ends the run's account. Its charge stays on the books (a
+// removal) until its VM has been collected.
 func (r *memRun) unregister() {
 	r.setActive(false)
 	w := r.w
@@ -252,10 +264,19 @@ func (r *memRun) unregister() {
 	if _, ok := w.runs[r]; !ok {
 		return
 	}
+	if r.touched.Load() {
+		// What it allocated since the last sample is its own: once it is
+		// gone, the next sample would split it among the runs left (a
+		// watchdog starved by a busy machine may not have sampled for a
+		// while, and a runaway's last allocation is its largest).
+		w.sample(true)
+	}
 	delete(w.runs, r)
 	// onLimit holds the run's VM: the watchdog must not keep it alive.
 	r.ended, r.onLimit = true, nil
-	w.removals = append(w.removals, removal{bytes: r.charge.Load(), at: time.Now(), victim: r.stopped})
+	if c := r.charge.Load(); c > 0 || r.stopped {
+		w.removals = append(w.removals, removal{bytes: c, gone: r.gone, victim: r.stopped})
+	}
 }
 
 // setActive marks the run as running JavaScript or not; nil-safe, so runs
@@ -348,36 +369,39 @@ func (w *MemoryWatchdog) sample(attribute bool) {
 		w.hot = hot
 	}
 
-	for i := range w.removals {
-		if rm := &w.removals[i]; !rm.seen {
-			rm.seen, rm.cycles = true, h.cycles
-		}
-	}
 	if h.cycles != w.lastCycles {
-		w.reconcile(int64(h.live) - int64(w.lastLive) + w.measuredRemovals(h.cycles))
+		w.reconcile(int64(h.live) - int64(w.lastLive) + w.settleRemovals(int64(h.live)-int64(w.lastLive)))
 		w.lastLive, w.lastCycles = h.live, h.cycles
 	}
 	w.enforce(h)
 }
 
-// measuredRemovals takes the removals a completed GC has measured off the
-// books and returns their bytes; it asks for a GC to measure big ones.
-func (w *MemoryWatchdog) measuredRemovals(cycles uint64) int64 {
-	start, running := w.forced.last()
-	var sum int64
+// settleRemovals books the removals against a change of the live heap
+// and returns the correction to it: the rest of removals whose VM has been
+// collected, plus the part of a shrink that is ended runs' memory leaving.
+func (w *MemoryWatchdog) settleRemovals(delta int64) int64 {
+	var correction int64
 	keep := w.removals[:0]
 	for _, rm := range w.removals {
-		// A cycle completing more than one cycle after the end was seen
-		// started after it; so did a forced one that started later.
-		if cycles >= rm.cycles+2 || (!running && start.After(rm.at)) {
-			sum += rm.bytes
+		if rm.gone.Load() {
+			correction += rm.bytes
 			continue
 		}
 		keep = append(keep, rm)
 	}
 	clear(w.removals[len(keep):])
 	w.removals = keep
-	return sum
+	shrink := -(delta + correction)
+	for i := range w.removals {
+		if shrink <= 0 {
+			break
+		}
+		x := min(shrink, w.removals[i].bytes)
+		w.removals[i].bytes -= x
+		shrink -= x
+		correction += x
+	}
+	return correction
 }
 
 // reconcile shares a change of the live heap between the runs in
@@ -516,8 +540,9 @@ func (w *MemoryWatchdog) stop(v *memRun) {
 	v.onLimit()
 }
 
-// victimsMeasured reports whether the stopped runs have ended and a GC
-// has measured their memory gone; until then it asks for that GC.
+// victimsMeasured reports whether the stopped runs have ended and their
+// VMs been collected, so the heap no longer holds them; until then it asks
+// for a GC.
 func (w *MemoryWatchdog) victimsMeasured() bool {
 	for _, v := range w.victims {
 		if !v.ended {
@@ -533,21 +558,13 @@ func (w *MemoryWatchdog) victimsMeasured() bool {
 	return true
 }
 
-// last returns when the last forced collection started and whether it is
-// still running.
-func (f *forcedGC) last() (time.Time, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.start, f.running.Load()
-}
-
 // forceGC starts a collection on its own goroutine unless one is running
 // or the last ended too recently.
 func (w *MemoryWatchdog) forceGC() {
 	f := &w.forced
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.running.Load() || time.Since(f.end) < min(max(minForcedGap, 4*f.duration), maxForcedGap) {
+	if f.running || time.Since(f.end) < min(max(minForcedGap, 4*f.duration), maxForcedGap) {
 		return
 	}
 	select {
@@ -555,17 +572,15 @@ func (w *MemoryWatchdog) forceGC() {
 		return
 	default:
 	}
-	f.running.Store(true)
+	f.running = true
 	start := time.Now()
-	f.start = start
 	w.gcs.Add(1)
 	go func() {
 		defer w.gcs.Done()
 		w.collect()
 		end := time.Now()
 		f.mu.Lock()
-		f.end, f.duration = end, end.Sub(start)
-		f.running.Store(false)
+		f.end, f.duration, f.running = end, end.Sub(start), false
 		f.mu.Unlock()
 	}()
 }

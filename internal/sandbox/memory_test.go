@@ -28,21 +28,20 @@ func TestMemoryWatchdogStopsRunawayRuns(t *testing.T) {
 			var healthy Step
 			began := time.Now()
 			l := start(t, tt.body, Limits{Timeout: 30 * time.Second, MaxMemory: limit, Memory: w}, Host{})
-			// A normal run beside the runaway one must be unaffected.
-			wg.Go(func() {
-				// Short bursts of work between waits, as code that awaits
-				// tools does. (Runs that compute in exactly the same
-				// intervals from start to limit cannot be told apart; see
-				// NewMemoryWatchdog.)
-				h := start(t, `let sum = 0;
-					for (let round = 0; round < 10; round++) {
-						for (let i = 0; i < 2000; i++) sum += i % 7;
-						await new Promise(r => setTimeout(r, 10));
-					}
-					return sum`,
-					Limits{Timeout: 30 * time.Second, MaxMemory: limit, Memory: w}, Host{})
-				healthy = next(t, h)
-			})
+			// A normal run beside the runaway one, with twice its limit (as
+			// a default beside a lowered limit), must be unaffected. (Runs
+			// that compute in exactly the same intervals from start to limit
+			// cannot be told apart when their limits are equal; see
+			// NewMemoryWatchdog and TestMemoryAccounting.)
+			h := start(t, `let sum = 0;
+				for (let round = 0; round < 10; round++) {
+					for (let i = 0; i < 20000; i++) sum += i % 7;
+					await new Promise(r => setTimeout(r, 2));
+				}
+				return sum`,
+				Limits{Timeout: 30 * time.Second, MaxMemory: 2 * limit, Memory: w}, Host{})
+			var healthyErr error
+			wg.Go(func() { healthy, healthyErr = h.Next(t.Context()) })
 			s := next(t, l)
 			wg.Wait()
 			var serr *Error
@@ -53,8 +52,8 @@ func TestMemoryWatchdogStopsRunawayRuns(t *testing.T) {
 				t.Errorf("charged %d bytes at the end, want more than the limit %d (%s)", s.Memory, limit, serr.Message)
 			}
 			t.Logf("stopped after %v, charged %d MiB", time.Since(began).Round(time.Millisecond), s.Memory>>20)
-			if healthy.Err != nil || string(healthy.Result) != "59950" {
-				t.Errorf("healthy run ended with (%s, %v)", healthy.Result, healthy.Err)
+			if healthyErr != nil || healthy.Err != nil || string(healthy.Result) != "599970" {
+				t.Errorf("healthy run ended with (%s, %v, %v)", healthy.Result, healthy.Err, healthyErr)
 			}
 		})
 	}
@@ -205,8 +204,12 @@ func TestMemoryAccounting(t *testing.T) {
 		busy.setActive(false)
 		runaway.unregister() // its VM is dropped …
 		tick(w)
-		f.gc(12 * mib) // … and the heap shrinks by all it held
+		f.gc(12 * mib) // … the heap shrinks by all it held …
 		tick(w)
+		if !busy.gated {
+			t.Fatal("busy was ungated before the runaway's VM was collected")
+		}
+		runaway.gone.Store(true) // … and its VM's cleanup runs
 		f.gc(12 * mib)
 		tick(w)
 		if c := busy.charge.Load(); c > 2*mib || *busy.stopped || busy.gated {
@@ -236,6 +239,22 @@ func TestMemoryAccounting(t *testing.T) {
 		tick(w)
 		if !*second.stopped {
 			t.Errorf("the survivor allocated %d MiB alone and was not stopped", 150)
+		}
+	})
+	t.Run("what a run allocated before it ended stays its own", func(t *testing.T) {
+		t.Parallel()
+		w, f, add := newAccounting(t, MemoryWatchdogOptions{})
+		ending, staying := add(100*mib), add(100*mib)
+		ending.setActive(true)
+		staying.setActive(true)
+		tick(w)
+		f.alloc(200 * mib) // the ending run's last allocation, before any sample
+		ending.unregister()
+		f.alloc(mib)
+		tick(w)
+		if staying.solo != mib || staying.alloc != 100*mib+mib {
+			t.Errorf("staying run: solo %d MiB, alloc %d MiB; want the ended run's allocation shared, not left to it",
+				staying.solo/mib, staying.alloc/mib)
 		}
 	})
 	t.Run("heap limit", func(t *testing.T) {

@@ -39,7 +39,10 @@ type Limits struct {
 
 	// MaxMemory is the heap the run may be charged with by Memory; with
 	// either unset the run's memory is not accounted (see MemoryWatchdog
-	// for how, and how precisely, heap is charged to a run).
+	// for how, and how precisely, heap is charged to a run). With both set,
+	// the run also gets the direct caps on single huge allocations:
+	// Array.prototype.fill and join and Array.from of an array-like beyond
+	// 4 M elements, ArrayBuffer and typed arrays beyond MaxMemory.
 	MaxMemory int64
 	Memory    *MemoryWatchdog
 }
@@ -264,6 +267,7 @@ func newExecution(ctx context.Context, lim Limits, host Host) *execution {
 	}
 	if lim.Memory != nil && lim.MaxMemory > 0 {
 		e.mem = lim.Memory.register(lim.MaxMemory, func() { e.kill(&memoryError{limit: lim.MaxMemory}) })
+		e.mem.attachVM(vm)
 	}
 	return e
 }
@@ -398,10 +402,12 @@ func (e *execution) setup() error {
 	if err := e.capStringBuilders(); err != nil {
 		return fmt.Errorf("sandbox: capping string builders: %w", err)
 	}
-	if err := e.capArrayBuilders(); err != nil {
-		return fmt.Errorf("sandbox: capping array builders: %w", err)
-	}
+	// The caps that make a memory limit enforceable come with one: each
+	// materialises built-ins, which is most of the cost of a small run.
 	if e.mem != nil {
+		if err := e.capArrayBuilders(); err != nil {
+			return fmt.Errorf("sandbox: capping array builders: %w", err)
+		}
 		if err := e.capBuffers(e.lim.MaxMemory); err != nil {
 			return fmt.Errorf("sandbox: capping buffers: %w", err)
 		}
