@@ -49,6 +49,10 @@ lint: ## gofmt, go vet and staticcheck
 bench: ## run the Go benchmarks (see BENCHMARKS.md)
 	PATH="$(TEST_PATH)" $(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-monday
+bench-monday: build ## monday side by side with the reference npm server, and capacity with a Go load generator (see bench/README.md)
+	ATP_SERVER_BIN=bin/atp-server bench/run.sh
+
 .PHONY: migrate
 migrate: ## apply the database migrations (DATABASE_URL, else the embedded database) and exit
 	$(GO) run ./cmd/atp-server migrate up
