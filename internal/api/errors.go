@@ -9,30 +9,13 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/atp-server/atp-server/internal/httpstatus"
 	"github.com/atp-server/atp-server/internal/toolkit"
 )
 
 // handlerFunc is the shape of every handler: it writes a success answer
 // itself and returns any failure for the adapter to answer.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
-
-// kindStatus is the one table from domain error kind to HTTP status.
-var kindStatus = map[toolkit.Kind]int{
-	toolkit.KindInvalid:         http.StatusBadRequest,
-	toolkit.KindUnauthenticated: http.StatusUnauthorized,
-	toolkit.KindForbidden:       http.StatusForbidden,
-	toolkit.KindNotFound:        http.StatusNotFound,
-	toolkit.KindConflict:        http.StatusConflict,
-	toolkit.KindTooLarge:        http.StatusRequestEntityTooLarge,
-	toolkit.KindRateLimited:     http.StatusTooManyRequests,
-	toolkit.KindTimeout:         http.StatusGatewayTimeout,
-	toolkit.KindUnavailable:     http.StatusServiceUnavailable,
-	toolkit.KindInternal:        http.StatusInternalServerError,
-}
-
-// statusClientClosed is recorded (never seen by anyone) when the client went
-// away before the answer; nginx uses the same number, so dashboards know it.
-const statusClientClosed = 499
 
 // httpError is a fault of the HTTP exchange itself that has no domain kind
 // (405, 415): it carries its status directly.
@@ -71,8 +54,8 @@ func classify(err error) (status int, code, message string) {
 	}
 	var te *toolkit.Error
 	if errors.As(err, &te) {
-		status, ok := kindStatus[te.Kind]
-		if !ok || te.Kind == toolkit.KindInternal {
+		status, ok := httpstatus.FromKind(te.Kind)
+		if !ok {
 			return http.StatusInternalServerError, "internal", "internal error"
 		}
 		code := te.Code
@@ -97,7 +80,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		// The client hung up; nobody will read an answer.
 		s.logger.DebugContext(ctx, "client went away", "request_id", RequestID(ctx), "err", err)
-		w.WriteHeader(statusClientClosed)
+		w.WriteHeader(httpstatus.ClientClosed)
 		return
 	}
 	status, code, message := classify(err)

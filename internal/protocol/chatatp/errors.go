@@ -11,26 +11,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/atp-server/atp-server/internal/httpstatus"
 	"github.com/atp-server/atp-server/internal/toolkit"
 )
 
 // handlerFunc is the shape of every HTTP handler here: it writes a success
 // answer itself and returns any failure for handle to answer.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
-
-// kindStatus is the one table from domain error kind to HTTP status.
-var kindStatus = map[toolkit.Kind]int{
-	toolkit.KindInvalid:         http.StatusBadRequest,
-	toolkit.KindUnauthenticated: http.StatusUnauthorized,
-	toolkit.KindForbidden:       http.StatusForbidden,
-	toolkit.KindNotFound:        http.StatusNotFound,
-	toolkit.KindConflict:        http.StatusConflict,
-	toolkit.KindTooLarge:        http.StatusRequestEntityTooLarge,
-	toolkit.KindRateLimited:     http.StatusTooManyRequests,
-	toolkit.KindTimeout:         http.StatusGatewayTimeout,
-	toolkit.KindUnavailable:     http.StatusServiceUnavailable,
-	toolkit.KindInternal:        http.StatusInternalServerError,
-}
 
 // httpError is a fault of the exchange that has no domain kind (405).
 type httpError struct {
@@ -59,8 +46,8 @@ func classify(err error) (status int, code, message string) {
 	}
 	var te *toolkit.Error
 	if errors.As(err, &te) {
-		status, ok := kindStatus[te.Kind]
-		if !ok || te.Kind == toolkit.KindInternal {
+		status, ok := httpstatus.FromKind(te.Kind)
+		if !ok {
 			return http.StatusInternalServerError, "internal", "internal error"
 		}
 		code := te.Code

@@ -10,29 +10,13 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/atp-server/atp-server/internal/httpstatus"
 	"github.com/atp-server/atp-server/internal/toolkit"
 )
 
 // handlerFunc is the shape of every handler: it writes its success answer
 // itself and returns any failure for handle to answer.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
-
-// kindStatus is the one table from domain error kind to HTTP status.
-var kindStatus = map[toolkit.Kind]int{
-	toolkit.KindInvalid:         http.StatusBadRequest,
-	toolkit.KindUnauthenticated: http.StatusUnauthorized,
-	toolkit.KindForbidden:       http.StatusForbidden,
-	toolkit.KindNotFound:        http.StatusNotFound,
-	toolkit.KindConflict:        http.StatusConflict,
-	toolkit.KindTooLarge:        http.StatusRequestEntityTooLarge,
-	toolkit.KindRateLimited:     http.StatusTooManyRequests,
-	toolkit.KindTimeout:         http.StatusGatewayTimeout,
-	toolkit.KindUnavailable:     http.StatusServiceUnavailable,
-	toolkit.KindInternal:        http.StatusInternalServerError,
-}
-
-// statusClientClosed is recorded when the client hung up before the answer.
-const statusClientClosed = 499
 
 // methodError is a 405: the path exists, the method does not.
 type methodError struct{ allow []string }
@@ -81,8 +65,8 @@ func classify(err error) (int, string) {
 	}
 	var te *toolkit.Error
 	if errors.As(err, &te) {
-		status, ok := kindStatus[te.Kind]
-		if !ok || te.Kind == toolkit.KindInternal {
+		status, ok := httpstatus.FromKind(te.Kind)
+		if !ok {
 			return http.StatusInternalServerError, "Internal server error"
 		}
 		return status, te.Message
@@ -99,7 +83,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	ctx := r.Context()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		h.logger.DebugContext(ctx, "client went away", "request_id", requestID(w), "err", err)
-		w.WriteHeader(statusClientClosed)
+		w.WriteHeader(httpstatus.ClientClosed)
 		return
 	}
 	status, message := classify(err)
