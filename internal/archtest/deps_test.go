@@ -158,6 +158,7 @@ func violations(g *graph) []string {
 		{"internal/protocol", "protocol surfaces reach persistence only through the domain; the admin surface does not depend on them, nor they on it", []string{"internal/api", "internal/store", "cmd"}},
 		{"internal/execution", "the execution engine runs code for a surface; it knows no transport and no persistence", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
 		{"internal/remote", "the hub of toolkit processes is an executor of the domain; transports feed it", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
+		{"internal/httpstatus", "the status table serves every surface and depends on none", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
 		{"internal/httptool", "an executor of the domain; it knows no transport surface and no persistence", []string{"internal/api", "internal/protocol", "internal/store", "cmd"}},
 		{"internal/webhook", "webhook delivery serves the domain's events; it knows no transport surface and no persistence", []string{"internal/api", "internal/protocol", "internal/store", "internal/oauth", "cmd"}},
 		{"migrations", "the schema is data only", []string{"internal", "cmd"}},
