@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/dop251/goja"
@@ -261,17 +262,17 @@ func (e *execution) capArrayBuilders() error {
 // pointed at it, so `x.constructor === Uint8Array` still holds and the
 // unwrapped constructor is not reachable. The length is converted once
 // here and handed on converted, so a valueOf runs once, as without the
-// proxy. It is installed only for runs with a memory limit, because
-// materialising twelve constructors costs tens of microseconds.
-const bufferCapSource = `(function (maxBytes) {
+// proxy.
+//
+// Building twelve proxies costs more than most runs, and few runs touch a
+// typed array, so capBuffers installs them lazily (see there): this runs on
+// first access, possibly after the code has patched the built-ins. So the
+// intrinsics it uses are captured before the code runs and passed in, and
+// every descriptor literal has no prototype (an Object.prototype.get must
+// not turn it into an accessor descriptor).
+const bufferCapSource = `(function (g, ProxyCtor, construct, defineProperty, getOwnPropertyDescriptor,
+	NumberCtor, RangeErrorCtor, getProto, hasInstanceSym) {
 	'use strict';
-	const g = globalThis;
-	const ProxyCtor = Proxy;
-	const construct = Reflect.construct;
-	const defineProperty = Object.defineProperty;
-	const NumberCtor = Number;
-	const RangeErrorCtor = RangeError;
-	const getProto = Object.getPrototypeOf;
 	// goja cannot run instanceof against a proxy (it throws), so each
 	// constructor gets the ordinary check as its own Symbol.hasInstance.
 	// It reads this.prototype, so subclasses inherit a working one.
@@ -283,12 +284,10 @@ const bufferCapSource = `(function (maxBytes) {
 		}
 		return false;
 	};
-	const names = ['ArrayBuffer', 'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array',
-		'Int32Array', 'Uint32Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array'];
-	for (let i = 0; i < names.length; i++) {
-		const name = names[i];
-		const ctor = g[name];
-		if (typeof ctor !== 'function') continue;
+	// wrap caps one constructor, points its prototype's constructor at the
+	// proxy and, if the global is still the lazy accessor (getter) and not
+	// frozen, replaces it with the proxy as a data property.
+	return function (maxBytes, name, ctor, getter) {
 		const isBuffer = name === 'ArrayBuffer';
 		const size = isBuffer ? 1 : ctor.BYTES_PER_ELEMENT;
 		// The handler has no prototype: traps the code adds to
@@ -312,26 +311,141 @@ const bufferCapSource = `(function (maxBytes) {
 				return construct(target, args, newTarget === wrapped ? target : newTarget);
 			},
 		});
-		defineProperty(ctor, Symbol.hasInstance, {value: hasInstance, writable: false, enumerable: false, configurable: true});
-		defineProperty(ctor.prototype, 'constructor', {value: wrapped, writable: true, enumerable: false, configurable: true});
-		defineProperty(g, name, {value: wrapped, writable: true, enumerable: false, configurable: true});
-	}
+		defineProperty(ctor, hasInstanceSym, {__proto__: null, value: hasInstance, writable: false, enumerable: false, configurable: true});
+		defineProperty(ctor.prototype, 'constructor', {__proto__: null, value: wrapped, writable: true, enumerable: false, configurable: true});
+		const d = getOwnPropertyDescriptor(g, name);
+		if (d !== undefined && d.get === getter && d.configurable) {
+			defineProperty(g, name, {__proto__: null, value: wrapped, writable: true, enumerable: false, configurable: true});
+		}
+		return wrapped;
+	};
 })`
 
 var bufferCapProgram = sync.OnceValue(func() *goja.Program {
 	return goja.MustCompile("buffercap.js", bufferCapSource, true)
 })
 
-// capBuffers installs bufferCapSource with the run's memory limit.
+// bufferCtorNames are the constructors bufferCapSource wraps.
+var bufferCtorNames = [...]string{"ArrayBuffer", "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array",
+	"Uint16Array", "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"}
+
+// bufferCaps is the lazy state of capBuffers for one VM.
+type bufferCaps struct {
+	e        *execution
+	maxBytes int64
+	// intrinsics are the arguments of bufferCapSource, captured before
+	// the code runs; construct (index 2) is built by install, in Go, as
+	// Reflect would cost more to materialise than the rest.
+	intrinsics []goja.Value
+	raw        [len(bufferCtorNames)]goja.Value // the unwrapped constructors
+	getters    [len(bufferCtorNames)]goja.Value // the lazy accessors' getters
+	wrap       goja.Callable                    // bufferCapSource's inner function, once built
+	wrapped    [len(bufferCtorNames)]goja.Value // the proxies, as install builds them
+	installed  bool
+}
+
+// capBuffers caps ArrayBuffer and the typed arrays at maxBytes per
+// allocation (bufferCapSource). Each of the twelve globals becomes an
+// accessor whose first use, by any of them, wraps all twelve at once and
+// turns the globals back into data properties holding the proxies, exactly
+// as if they had been wrapped before the code ran. No unwrapped
+// constructor is reachable before that: none of them, nor an instance, can
+// be had except through these globals.
 func (e *execution) capBuffers(maxBytes int64) error {
-	v, err := e.vm.RunProgram(bufferCapProgram())
-	if err != nil {
-		return err
+	vm := e.vm
+	g := vm.GlobalObject()
+	object := g.Get("Object").ToObject(vm)
+	c := &bufferCaps{e: e, maxBytes: maxBytes, intrinsics: []goja.Value{
+		g, g.Get("Proxy"), nil, object.Get("defineProperty"),
+		object.Get("getOwnPropertyDescriptor"), g.Get("Number"), g.Get("RangeError"),
+		object.Get("getPrototypeOf"), goja.SymHasInstance,
+	}}
+	for i, name := range bufferCtorNames {
+		c.raw[i] = g.Get(name)
+		c.getters[i] = vm.ToValue(func(goja.FunctionCall) goja.Value {
+			c.install()
+			return c.wrapped[i]
+		})
+		// Assigning to the global replaces it, as it would a data
+		// property; on a frozen global the assignment is ignored.
+		setter := vm.ToValue(func(call goja.FunctionCall) goja.Value {
+			c.install()
+			_ = g.DefineDataProperty(name, call.Argument(0), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+			return goja.Undefined()
+		})
+		if err := g.DefineAccessorProperty(name, c.getters[i], setter, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+			return err
+		}
 	}
-	fn, ok := goja.AssertFunction(v)
+	return nil
+}
+
+// install wraps all twelve constructors, once. It runs inside a getter or
+// setter called by the code, so a failure (the run's interrupt, a stack
+// overflow) is thrown into the code, and the next access resumes where it
+// stopped: a constructor's global only changes after its proxy is complete,
+// and a getter never returns an unwrapped constructor.
+func (c *bufferCaps) install() {
+	if c.installed {
+		return
+	}
+	if err := c.wrapAll(); err != nil {
+		panic(err) // rethrow the exception or the interrupt
+	}
+	c.installed = true
+}
+
+func (c *bufferCaps) wrapAll() error {
+	vm := c.e.vm
+	if c.wrap == nil {
+		v, err := vm.RunProgram(bufferCapProgram())
+		if err != nil {
+			return err
+		}
+		outer, ok := goja.AssertFunction(v)
+		if !ok {
+			return fmt.Errorf("buffercap.js is not a function")
+		}
+		c.intrinsics[2] = vm.ToValue(c.construct)
+		w, err := outer(goja.Undefined(), c.intrinsics...)
+		if err != nil {
+			return err
+		}
+		if c.wrap, ok = goja.AssertFunction(w); !ok {
+			return fmt.Errorf("buffercap.js did not return a function")
+		}
+	}
+	max := vm.ToValue(c.maxBytes)
+	for i, name := range bufferCtorNames {
+		if c.wrapped[i] != nil {
+			continue
+		}
+		w, err := c.wrap(goja.Undefined(), max, vm.ToValue(name), c.raw[i], c.getters[i])
+		if err != nil {
+			return err
+		}
+		c.wrapped[i] = w
+	}
+	return nil
+}
+
+// construct is Reflect.construct(target, args, newTarget) for the proxies'
+// construct trap: target is an unwrapped constructor, args the list the
+// trap got or built, newTarget a constructor.
+func (c *bufferCaps) construct(call goja.FunctionCall) goja.Value {
+	vm := c.e.vm
+	ctor, ok := goja.AssertConstructor(call.Argument(0))
 	if !ok {
-		return fmt.Errorf("buffercap.js is not a function")
+		panic(vm.NewTypeError("buffer cap: target is not a constructor"))
 	}
-	_, err = fn(goja.Undefined(), e.vm.ToValue(maxBytes))
-	return err
+	list := call.Argument(1).ToObject(vm)
+	args := make([]goja.Value, list.Get("length").ToInteger())
+	for i := range args {
+		args[i] = list.Get(strconv.Itoa(i))
+	}
+	o, err := ctor(call.Argument(2).ToObject(vm), args...)
+	if err != nil {
+		panic(err) // rethrow what the constructor threw
+	}
+	return o
 }

@@ -379,6 +379,23 @@ func TestDirectCaps(t *testing.T) {
 		{"huge typed array", `new Float64Array(2 ** 30)`, limited, "Float64Array of 8589934592 bytes", ""},
 		{"huge typed array through the constructor property", `new (new Uint8Array(1).constructor)(2 ** 40)`, limited, "Array buffer allocation failed", ""},
 		{"huge typed array through from", `Uint8Array.from({length: 2 ** 40})`, limited, "Array buffer allocation failed", ""},
+		// capBuffers wraps the constructors on first access (any of them).
+		{"typed array created after lazy install", `const a = new Uint8Array(1); new Float64Array(2 ** 30)`, limited, "Float64Array of 8589934592 bytes", ""},
+		{"ArrayBuffer after lazy install", `typeof Int8Array; new ArrayBuffer(2 ** 40)`, limited, "Array buffer allocation failed", ""},
+		{"lazy install after the built-ins are patched",
+			`Proxy = function (t) { return t }; Reflect.construct = () => ({}); Object.defineProperty = () => {};
+			Object.getOwnPropertyDescriptor = () => undefined; Number = () => 0; Object.prototype.get = function () {};
+			new Uint8Array(2 ** 40)`, limited, "Array buffer allocation failed", ""},
+		{"the lazy accessor's getter", `const C = Object.getOwnPropertyDescriptor(globalThis, "Int32Array").get(); new C(2 ** 40)`,
+			limited, "Array buffer allocation failed", ""},
+		{"frozen global before first access", `Object.freeze(globalThis); new Uint8Array(2 ** 40)`, limited, "Array buffer allocation failed", ""},
+		{"globals stay assignable and deletable", `Int8Array = 5; delete globalThis.Int16Array; Object.freeze(globalThis);
+			const d = Object.getOwnPropertyDescriptor(globalThis, "Uint8Array");
+			return [Int8Array, typeof Int16Array, new Uint8Array(1).constructor === Uint8Array, d.writable, d.enumerable, new Uint32Array(2).length]`,
+			limited, "", `[5,"undefined",true,false,false,2]`},
+		{"constructor errors and arguments pass through the cap", `try { new Int8Array(-1) } catch (e) {
+			return [e instanceof RangeError, new Uint8Array(new ArrayBuffer(4), 1, 2).length, new Uint16Array([1, 2, 3]).length] }`,
+			limited, "", `[true,2,3]`},
 		{"typed arrays still work", `class B extends Uint8Array {};
 			const b = new B(2); const u = new Uint8Array([1, 2, 3]);
 			return [u instanceof Uint8Array, u.constructor === Uint8Array, b instanceof Uint8Array, b.length,

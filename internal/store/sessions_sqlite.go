@@ -23,7 +23,7 @@ func (e *sqliteEngine) FindSession(ctx context.Context, id string) (*toolkit.Ses
 		s    toolkit.Session
 		data string
 	)
-	err := e.reader().QueryRowContext(ctx, `
+	err := e.readRow(ctx, `
 		SELECT id, key_id, data, created_at, expires_at FROM sessions WHERE id = ?`, id,
 	).Scan(&s.ID, &s.KeyID, &data, timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,12 @@ type sqliteEngine struct {
 	w, r     *sql.DB
 	acquires atomic.Int64 // operations started, for PoolStats.AcquireCount
 	conns    keyedLocks   // WithConnectionLock: one instance, so a process lock suffices
+
+	// stmts holds the hot reads prepared once on r, by query text (see
+	// prepared); stmtMu serialises preparing and Close.
+	stmts      sync.Map // string → *sql.Stmt
+	stmtMu     sync.Mutex
+	stmtClosed bool
 }
 
 // sqliteDSN is the modernc.org/sqlite data source for path with extra
@@ -107,7 +114,16 @@ func (e *sqliteEngine) Ping(ctx context.Context) error {
 }
 
 func (e *sqliteEngine) Close() error {
-	return errors.Join(e.r.Close(), e.w.Close())
+	e.stmtMu.Lock()
+	e.stmtClosed = true
+	var errs []error
+	e.stmts.Range(func(k, v any) bool {
+		errs = append(errs, v.(*sql.Stmt).Close())
+		e.stmts.Delete(k)
+		return true
+	})
+	e.stmtMu.Unlock()
+	return errors.Join(append(errs, e.r.Close(), e.w.Close())...)
 }
 
 // write runs fn in a write transaction and commits it if fn succeeds.
@@ -139,6 +155,51 @@ func sqliteMustAffect(res sql.Result, notFound error) error {
 func (e *sqliteEngine) reader() *sql.DB {
 	e.acquires.Add(1)
 	return e.r
+}
+
+// prepared returns query prepared on the reader pool, preparing it on first
+// use: compiling a statement costs more than running these point reads, and
+// database/sql keeps one prepared copy per reader connection. It returns
+// nil when the statement cannot be prepared (the schema is not migrated
+// yet, the engine is closed); the caller then runs the plain query, which
+// reports the error. Only constant query texts belong here: the cache
+// keeps every statement until Close.
+func (e *sqliteEngine) prepared(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := e.stmts.Load(query); ok {
+		return st.(*sql.Stmt)
+	}
+	e.stmtMu.Lock()
+	defer e.stmtMu.Unlock()
+	if e.stmtClosed {
+		return nil
+	}
+	if st, ok := e.stmts.Load(query); ok {
+		return st.(*sql.Stmt)
+	}
+	st, err := e.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	e.stmts.Store(query, st)
+	return st
+}
+
+// readRow is reader().QueryRowContext through a prepared statement.
+func (e *sqliteEngine) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	e.acquires.Add(1)
+	if st := e.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return e.r.QueryRowContext(ctx, query, args...)
+}
+
+// readRows is reader().QueryContext through a prepared statement.
+func (e *sqliteEngine) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	e.acquires.Add(1)
+	if st := e.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return e.r.QueryContext(ctx, query, args...)
 }
 
 // sqliteTranslate maps a driver error to a *toolkit.Error; subj names the
@@ -325,7 +386,7 @@ const sqliteToolkitSelect = `
 	FROM toolkits k LEFT JOIN tools t ON t.toolkit_id = k.id`
 
 func (e *sqliteEngine) FindToolkitByID(ctx context.Context, id string) (*toolkit.Toolkit, error) {
-	rows, err := e.reader().QueryContext(ctx, sqliteToolkitSelect+` WHERE k.id = ? ORDER BY t.position`, id)
+	rows, err := e.readRows(ctx, sqliteToolkitSelect+` WHERE k.id = ? ORDER BY t.position`, id)
 	if err != nil {
 		return nil, sqliteTranslate(err, subject("toolkit", id))
 	}
@@ -340,7 +401,7 @@ func (e *sqliteEngine) FindToolkitByID(ctx context.Context, id string) (*toolkit
 }
 
 func (e *sqliteEngine) ListToolkits(ctx context.Context) ([]*toolkit.Toolkit, error) {
-	rows, err := e.reader().QueryContext(ctx, sqliteToolkitSelect+` ORDER BY k.id, t.position`)
+	rows, err := e.readRows(ctx, sqliteToolkitSelect+` ORDER BY k.id, t.position`)
 	if err != nil {
 		return nil, sqliteTranslate(err, "toolkits")
 	}
@@ -443,13 +504,13 @@ func (e *sqliteEngine) PutAPIKey(ctx context.Context, k *toolkit.APIKey) error {
 }
 
 func (e *sqliteEngine) FindAPIKeyByHash(ctx context.Context, hash []byte) (*toolkit.APIKey, error) {
-	row := e.reader().QueryRowContext(ctx, `SELECT `+sqliteAPIKeyColumns+` FROM api_keys WHERE hash = ?`, hash)
+	row := e.readRow(ctx, `SELECT `+sqliteAPIKeyColumns+` FROM api_keys WHERE hash = ?`, hash)
 	k, err := scanSQLiteAPIKey(row)
 	return k, sqliteTranslate(err, "api key")
 }
 
 func (e *sqliteEngine) FindAPIKeyByID(ctx context.Context, id string) (*toolkit.APIKey, error) {
-	row := e.reader().QueryRowContext(ctx, `SELECT `+sqliteAPIKeyColumns+` FROM api_keys WHERE id = ?`, id)
+	row := e.readRow(ctx, `SELECT `+sqliteAPIKeyColumns+` FROM api_keys WHERE id = ?`, id)
 	k, err := scanSQLiteAPIKey(row)
 	return k, sqliteTranslate(err, subject("api key", id))
 }

@@ -79,7 +79,7 @@ func scanSQLiteSummary(row interface{ Scan(...any) error }) (*toolkit.ToolkitSum
 }
 
 func (e *sqliteEngine) FindToolkitSummary(ctx context.Context, id string) (*toolkit.ToolkitSummary, error) {
-	s, err := scanSQLiteSummary(e.reader().QueryRowContext(ctx, sqliteSummarySelect+` WHERE k.id = ?`, id))
+	s, err := scanSQLiteSummary(e.readRow(ctx, sqliteSummarySelect+` WHERE k.id = ?`, id))
 	return s, sqliteTranslate(err, subject("toolkit", id))
 }
 
