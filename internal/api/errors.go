@@ -52,22 +52,7 @@ func classify(err error) (status int, code, message string) {
 	if errors.As(err, &he) {
 		return he.status, he.code, he.message
 	}
-	var te *toolkit.Error
-	if errors.As(err, &te) {
-		status, ok := httpstatus.FromKind(te.Kind)
-		if !ok {
-			return http.StatusInternalServerError, "internal", "internal error"
-		}
-		code := te.Code
-		if code == "" {
-			code = te.Kind.String()
-		}
-		return status, code, te.Message
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return http.StatusGatewayTimeout, "timeout", "the request timed out"
-	}
-	return http.StatusInternalServerError, "internal", "internal error"
+	return httpstatus.Of(err)
 }
 
 // writeError answers err in the contract's shape and logs it once, with its

@@ -1,6 +1,8 @@
 package httpstatus
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/atp-server/atp-server/internal/toolkit"
@@ -34,3 +36,27 @@ func FromKind(k toolkit.Kind) (status int, ok bool) {
 // when the client went away before the answer; nginx uses the same number,
 // so dashboards know it.
 const ClientClosed = 499
+
+// Of maps an error to what a client may see: a *toolkit.Error gives its
+// kind's status, its code (the kind's name when empty) and its message; a
+// deadline is a 504; anything else, and KindInternal, is a 500 "internal
+// error" whose cause is never shown. Surfaces check their own HTTP-only
+// errors (405, 415) first, then call Of.
+func Of(err error) (status int, code, message string) {
+	var te *toolkit.Error
+	if errors.As(err, &te) {
+		status, ok := FromKind(te.Kind)
+		if !ok {
+			return http.StatusInternalServerError, "internal", "internal error"
+		}
+		code := te.Code
+		if code == "" {
+			code = te.Kind.String()
+		}
+		return status, code, te.Message
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusGatewayTimeout, "timeout", "the request timed out"
+	}
+	return http.StatusInternalServerError, "internal", "internal error"
+}

@@ -1,6 +1,9 @@
 package httpstatus
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -29,5 +32,26 @@ func TestFromKind(t *testing.T) {
 	}
 	if s, ok := FromKind(toolkit.Kind(99)); s != 500 || ok {
 		t.Errorf("FromKind(unknown) = %d, %v; want 500, false", s, ok)
+	}
+}
+
+func TestOf(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err           error
+		status        int
+		code, message string
+	}{
+		{toolkit.Errorf(toolkit.KindNotFound, "tool_not_found", "no tool %q", "x"), 404, "tool_not_found", `no tool "x"`},
+		{toolkit.Errorf(toolkit.KindConflict, "", "exists"), 409, "conflict", "exists"},
+		{fmt.Errorf("wrapped: %w", toolkit.Errorf(toolkit.KindForbidden, "forbidden", "no")), 403, "forbidden", "no"},
+		{toolkit.Wrap(errors.New("pq: secret driver text"), toolkit.KindInternal, "db", "database error"), 500, "internal", "internal error"},
+		{context.DeadlineExceeded, 504, "timeout", "the request timed out"},
+		{errors.New("some driver text"), 500, "internal", "internal error"},
+	} {
+		status, code, message := Of(tt.err)
+		if status != tt.status || code != tt.code || message != tt.message {
+			t.Errorf("Of(%v) = %d %q %q, want %d %q %q", tt.err, status, code, message, tt.status, tt.code, tt.message)
+		}
 	}
 }

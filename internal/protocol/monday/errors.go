@@ -63,18 +63,16 @@ func classify(err error) (int, string) {
 	if errors.As(err, &me) {
 		return http.StatusMethodNotAllowed, me.Error()
 	}
-	var te *toolkit.Error
-	if errors.As(err, &te) {
-		status, ok := httpstatus.FromKind(te.Kind)
-		if !ok {
-			return http.StatusInternalServerError, "Internal server error"
+	status, _, message := httpstatus.Of(err)
+	switch status {
+	case http.StatusInternalServerError:
+		message = "Internal server error"
+	case http.StatusGatewayTimeout:
+		if !errors.As(err, new(*toolkit.Error)) {
+			message = "The request timed out"
 		}
-		return status, te.Message
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return http.StatusGatewayTimeout, "The request timed out"
-	}
-	return http.StatusInternalServerError, "Internal server error"
+	return status, message
 }
 
 // writeError answers err in the envelope and logs it once with its cause:
