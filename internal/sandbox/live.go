@@ -134,18 +134,7 @@ func (p *Program) Start(input json.RawMessage, ctxObj any, lim Limits, host Host
 			x.release()
 		}
 	}()
-	if err := x.setup(); err != nil {
-		return nil, err
-	}
-	inputVal, err := x.parseJSON(input)
-	if err != nil {
-		return nil, x.hostError("input", err)
-	}
-	ctxVal, err := x.parseJSON(ctxJSON)
-	if err != nil {
-		return nil, x.hostError("ctx", err)
-	}
-	fn, err := x.function(p)
+	fn, inputVal, ctxVal, err := x.prepare(p, input, ctxJSON)
 	if err != nil {
 		return nil, err
 	}

@@ -303,20 +303,26 @@ func (e *execution) release() {
 	}
 }
 
-func (e *execution) run(p *Program, input, ctxJSON json.RawMessage) (json.RawMessage, error) {
+// prepare sets the VM up and returns the body's function with its two
+// arguments; both a run to completion and a live (pausable) run start here.
+func (e *execution) prepare(p *Program, input, ctxJSON json.RawMessage) (fn goja.Callable, inputVal, ctxVal goja.Value, err error) {
 	if err := e.setup(); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	inputVal, err := e.parseJSON(input)
-	if err != nil {
-		return nil, e.hostError("input", err)
+	if inputVal, err = e.parseJSON(input); err != nil {
+		return nil, nil, nil, e.hostError("input", err)
 	}
-	ctxVal, err := e.parseJSON(ctxJSON)
-	if err != nil {
-		return nil, e.hostError("ctx", err)
+	if ctxVal, err = e.parseJSON(ctxJSON); err != nil {
+		return nil, nil, nil, e.hostError("ctx", err)
 	}
+	if fn, err = e.function(p); err != nil {
+		return nil, nil, nil, err
+	}
+	return fn, inputVal, ctxVal, nil
+}
 
-	fn, err := e.function(p)
+func (e *execution) run(p *Program, input, ctxJSON json.RawMessage) (json.RawMessage, error) {
+	fn, inputVal, ctxVal, err := e.prepare(p, input, ctxJSON)
 	if err != nil {
 		return nil, err
 	}
