@@ -20,6 +20,7 @@
 #   bench/run-loadgen.sh                                 # from the repository root
 #   LOADGEN_C="32" LOADGEN_DURATION=30s bench/run-loadgen.sh
 #   ATP_SERVER_BIN=/path/to/atp-server BENCH_COMMIT=abc1234 bench/run-loadgen.sh
+#   GOGC=100 bench/run-loadgen.sh    # GOGC and GOMEMLIMIT, when set, reach the server
 #
 # Needs Go and curl. Talks only to 127.0.0.1. Exit status non-zero when a
 # step fails or any execution errs.
@@ -72,6 +73,7 @@ admin_key="adm-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 env -i PATH="$PATH" HOME="${HOME:-$work}" \
 	ATP_ADDR=127.0.0.1:0 ATP_DATA_DIR="$work/data" ATP_ADMIN_KEY="$admin_key" \
 	ATP_LOG_FORMAT=json ATP_LOG_LEVEL="$log_level" \
+	${GOGC:+GOGC="$GOGC"} ${GOMEMLIMIT:+GOMEMLIMIT="$GOMEMLIMIT"} \
 	"$bin" >"$work/server.log" 2>&1 </dev/null &
 server_pid=$!
 
