@@ -45,7 +45,8 @@ import { tmpdir, cpus, loadavg, totalmem, release } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { AgentToolProtocolClient } from '@mondaydotcomorg/atp-client';
+import { Worker } from 'node:worker_threads';
+import { newClient, tagged, check, quantile, sortNum, runLoop, CODE_A, CODE_B, CODE_C } from './client.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -60,6 +61,9 @@ const intEnv = (name, def, zero = false) => {
 };
 const N_A = intEnv('BENCH_A_N', 2000);
 const C_A = intEnv('BENCH_A_C', 16);
+// (a) is measured twice: the client on one thread, then spread over
+// BENCH_A_THREADS worker threads (0 or 1: not at all).
+const T_A = intEnv('BENCH_A_THREADS', 2, true);
 const N_B = intEnv('BENCH_B_N', 30);
 const N_C = intEnv('BENCH_C_N', 500);
 const PHASE_MS = intEnv('BENCH_PHASE_SECONDS', 120) * 1000;
@@ -223,95 +227,7 @@ async function startReference() {
   return { name: 'reference', child, logFile, base, headers: {} };
 }
 
-// ---- the client, the same for both ----
-const llm = {
-  call: async (prompt) => `ok:${prompt}`,
-  extract: async () => ({}),
-  classify: async (_text, categories) => categories[0],
-};
-
-// newClient inits a client. While client.benchTag is set, each of its
-// requests carries X-Request-ID <benchTag>.<n>, which atp-server honours
-// and logs with the duration its HTTP layer measured (the reference ignores
-// the header). Both servers get the same hook.
-async function newClient(target) {
-  let n = 0;
-  const hooks = {
-    preRequest: async (ctx) => ({
-      headers: client.benchTag ? { ...ctx.currentHeaders, 'X-Request-ID': `${client.benchTag}.${n++}` } : ctx.currentHeaders,
-    }),
-  };
-  const client = new AgentToolProtocolClient({
-    baseUrl: target.base,
-    headers: target.headers,
-    serviceProviders: { llm },
-    hooks,
-  });
-  client.benchTag = '';
-  await client.init({ name: 'bench' });
-  return client;
-}
-
-// tagged runs one execution with its requests tagged bench-<phase>-<i>
-// when it is measured.
-async function tagged(client, tag, fn) {
-  client.benchTag = tag;
-  try {
-    return await fn();
-  } finally {
-    client.benchTag = '';
-  }
-}
-
-const CODE_A = 'const r = await api.math.add({ a: 1, b: 2 });\nreturn r.sum;';
-const CODE_B = "let n = 0;\nfor (let i = 0; i < 10; i++) {\n  const s = await atp.llm.call({ prompt: 'p' + i });\n  if (s === 'ok:p' + i) n++;\n}\nreturn n;";
-const CODE_C = 'return 1';
-
-function check(res, want) {
-  if (res?.status !== 'completed') {
-    return `status ${res?.status}: ${JSON.stringify(res?.error ?? res).slice(0, 300)}`;
-  }
-  if (res.result !== want) return `result ${JSON.stringify(res.result)}, want ${want}`;
-  return '';
-}
-
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i];
-}
-const sortNum = (xs) => Float64Array.from(xs).sort();
-
-// runLoop runs n iterations of fn over c workers, each with its own
-// client, stopping early at the deadline. Returns latencies (ms), errors,
-// wall time (ms) and the first error.
-async function runLoop(clients, n, fn, deadlineMs, measured) {
-  let next = 0;
-  const lat = [];
-  let errors = 0;
-  let firstError = '';
-  const deadline = Date.now() + deadlineMs;
-  const t0 = performance.now();
-  await Promise.all(clients.map(async (client) => {
-    for (;;) {
-      const i = next++;
-      if (i >= n || Date.now() > deadline) return;
-      const s = performance.now();
-      let err;
-      try {
-        err = await fn(client, i, measured);
-      } catch (e) {
-        err = e?.message ?? String(e);
-      }
-      lat.push(performance.now() - s);
-      if (err) {
-        errors++;
-        firstError ||= err;
-      }
-    }
-  }));
-  return { lat: sortNum(lat), errors, firstError, wall: performance.now() - t0, done: lat.length };
-}
+// ---- the client, the same for both: client.mjs ----
 
 // cpuSeconds is the user+system CPU time of a process so far (Linux /proc).
 const CLK_TCK = Number(sh('getconf', ['CLK_TCK'])) || 100;
@@ -337,21 +253,57 @@ function machineBusySeconds() {
   }
 }
 
+// threads starts count worker threads (a-worker.mjs) sharing clients
+// clients of target between them; run(n, attempt) splits n executions
+// between them and merges their results, timed here as one loop.
+async function threads(target, count, clients) {
+  const workers = [];
+  for (let k = 0; k < count; k++) {
+    const share = Math.floor(clients / count) + (k < clients % count ? 1 : 0);
+    const w = new Worker(new URL('./a-worker.mjs', import.meta.url), {
+      workerData: { target: { base: target.base, headers: target.headers }, clients: share },
+    });
+    await new Promise((ok, ko) => {
+      w.once('message', ok);
+      w.once('error', ko);
+    });
+    workers.push(w);
+  }
+  const run = async (n, attempt) => {
+    const t0 = performance.now();
+    const parts = await Promise.all(workers.map((w, k) => new Promise((ok, ko) => {
+      w.once('message', ok);
+      w.once('error', ko);
+      const share = Math.floor(n / count) + (k < n % count ? 1 : 0);
+      w.postMessage({ n: share, attempt, offset: k * n, deadlineMs: PHASE_MS });
+    })));
+    return {
+      lat: sortNum(parts.flatMap((p) => [...p.lat])),
+      errors: parts.reduce((s, p) => s + p.errors, 0),
+      firstError: parts.find((p) => p.firstError)?.firstError ?? '',
+      wall: performance.now() - t0,
+      done: parts.reduce((s, p) => s + p.done, 0),
+    };
+  };
+  const close = () => Promise.all(workers.map((w) => w.terminate()));
+  return { run, close };
+}
+
 async function measure(target) {
   const out = { name: target.name };
   // phase warms up, then measures; when other processes used more than
   // OTHER_MAX cores meanwhile, it measures again (at most RETRIES times)
-  // and keeps the attempt with the least other load. fn gets the attempt
-  // number (0 in the warm-up) to tag its requests with.
-  const phase = async (label, clients, warm, n, fn) => {
-    const w = await runLoop(clients, warm, fn, PHASE_MS, 0);
+  // and keeps the attempt with the least other load. run(n, attempt) runs
+  // n executions (attempt 0 is the warm-up) and returns runLoop's result.
+  const phase = async (label, run, warm, n) => {
+    const w = await run(warm, 0);
     if (w.errors) log(`${target.name} ${label} warm-up: ${w.errors} errors, first: ${w.firstError}`);
     let best;
     for (let attempt = 1; attempt <= 1 + RETRIES; attempt++) {
       const s0 = cpuSeconds(target.child.pid);
       const m0 = machineBusySeconds();
       const c0 = process.cpuUsage();
-      const r = await runLoop(clients, n, fn, PHASE_MS, attempt);
+      const r = await run(n, attempt);
       const c1 = process.cpuUsage(c0);
       // Cores busy while measuring: the server's, this process's (the
       // client's), and everything else's on the machine (other load).
@@ -368,24 +320,39 @@ async function measure(target) {
     return best;
   };
 
-  // (a) one server tool per execution, C_A in flight.
+  const loop = (clients, fn) => (n, attempt) => runLoop(clients, n, fn, PHASE_MS, attempt);
+
+  // (a) one server tool per execution, C_A in flight, the client on this
+  // thread.
   const clientsA = await Promise.all(Array.from({ length: C_A }, () => newClient(target)));
-  out.a = await phase('(a) tool call', clientsA, Math.max(200, C_A * 10), N_A,
-    async (c, i, m) => check(await tagged(c, m ? `bench-a${m}-${i}` : '', () => c.execute(CODE_A)), 3));
+  out.a = await phase('(a) tool call', loop(clientsA,
+    async (c, i, m) => check(await tagged(c, m ? `bench-a${m}-${i}` : '', () => c.execute(CODE_A)), 3)),
+  Math.max(200, C_A * 10), N_A);
+
+  // (a) again with the same C_A in flight spread over T_A worker threads,
+  // so that the client is not the limit.
+  if (T_A > 1) {
+    const pool = await threads(target, T_A, C_A);
+    try {
+      out.t = await phase(`(a) tool call, client on ${T_A} threads`, pool.run, Math.max(200, C_A * 10), N_A);
+    } finally {
+      await pool.close();
+    }
+  }
 
   // (b) ten sequential LLM pauses, one execution at a time.
   const clientB = await newClient(target);
-  out.b = await phase('(b) 10 llm pauses', [clientB], 3, N_B,
-    async (c, i, m) => check(await tagged(c, m ? `bench-b${m}-${i}` : '', () => c.execute(CODE_B)), 10));
+  out.b = await phase('(b) 10 llm pauses', loop([clientB],
+    async (c, i, m) => check(await tagged(c, m ? `bench-b${m}-${i}` : '', () => c.execute(CODE_B)), 10)), 3, N_B);
 
   // (c) return 1, one at a time.
   const clientC = await newClient(target);
   const durations = [];
-  out.c = await phase('(c) return 1', [clientC], 50, N_C, async (c, i, m) => {
+  out.c = await phase('(c) return 1', loop([clientC], async (c, i, m) => {
     const res = await tagged(c, m ? `bench-c${m}-${i}` : '', () => c.execute(CODE_C));
     if (m) (durations[m] ??= []).push(res?.stats?.duration);
     return check(res, 1);
-  });
+  }), 50, N_C);
   out.c.statsDuration = sortNum(durations[out.c.attempt].filter((d) => typeof d === 'number'));
   return out;
 }
@@ -394,7 +361,7 @@ async function measure(target) {
 // (ms) of each measured request, for (b) the sum over the 11 requests
 // (execute and 10 resumes) of each measured run; of the attempt kept.
 function serverSide(logFile, kept) {
-  const req = { a: [], b: [], c: [] };
+  const req = { a: [], t: [], b: [], c: [] };
   const runB = new Map();
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
     if (!line.includes('"bench-')) continue;
@@ -404,15 +371,15 @@ function serverSide(logFile, kept) {
     } catch {
       continue; // not a record
     }
-    const m = /^bench-([abc])(\d+)-(\d+)\.\d+$/.exec(r.request_id ?? '');
+    const m = /^bench-([atbc])(\d+)-(\d+)\.\d+$/.exec(r.request_id ?? '');
     if (!m || r.msg !== 'http request' || typeof r.duration !== 'number') continue;
-    if (Number(m[2]) !== kept[m[1]].attempt) continue;
+    if (!kept[m[1]] || Number(m[2]) !== kept[m[1]].attempt) continue;
     m.splice(2, 1);
     const ms = r.duration / 1e6;
     req[m[1]].push(ms);
     if (m[1] === 'b') runB.set(m[2], (runB.get(m[2]) ?? 0) + ms);
   }
-  return { a: sortNum(req.a), b: sortNum([...runB.values()]), c: sortNum(req.c), bRequests: req.b.length };
+  return { a: sortNum(req.a), t: sortNum(req.t), b: sortNum([...runB.values()]), c: sortNum(req.c), bRequests: req.b.length };
 }
 
 // ---- the machine and the report ----
@@ -447,7 +414,7 @@ function report(m, la0, la1, atp, ref, ss) {
   const cnt = (r) => (r ? `${r.done}${r.done < r.n ? ` of ${r.n} (time cap)` : ''}, ${r.errors} errors${r.attempt > 1 ? `; attempt ${r.attempt}` : ''}` : 'not run');
   const cores = (r) => (r ? `${f2(r.serverCores)} / ${f2(r.clientCores)} / ${f2(r.otherCores)}` : 'n/a');
   const sq = (xs, q) => (xs && xs.length ? quantile(xs, q) : NaN);
-  const others = (r) => (r ? Math.max(r.a.otherCores, r.b.otherCores, r.c.otherCores) : NaN);
+  const others = (r) => (r ? Math.max(r.a.otherCores, r.t?.otherCores ?? 0, r.b.otherCores, r.c.otherCores) : NaN);
   const rows = [
     ['(a) tool call, c=16: executions/s', f1(rate(atp?.a)), f1(rate(ref?.a)), ratio(rate(atp?.a) / rate(ref?.a)), '≥ 10×'],
     ['(a) p50 latency, ms', f2(p(atp?.a, 0.5)), f2(p(ref?.a, 0.5)), ratio(p(ref?.a, 0.5) / p(atp?.a, 0.5)), ''],
@@ -455,6 +422,13 @@ function report(m, la0, la1, atp, ref, ss) {
     ['(a) p50 / p99 server-side per request, ms', `${f3(sq(ss.a, 0.5))} / ${f3(sq(ss.a, 0.99))}`, 'not measured', '', ''],
     ['(a) executions measured', cnt(atp?.a), cnt(ref?.a), '', ''],
     ['(a) CPU cores busy: server / client / other processes', cores(atp?.a), cores(ref?.a), '', ''],
+    ...(T_A > 1 ? [
+      [`(a) the same, client on ${T_A} threads: executions/s`, f1(rate(atp?.t)), f1(rate(ref?.t)), ratio(rate(atp?.t) / rate(ref?.t)), '≥ 10×'],
+      ['(a) p50 / p99 latency, ms', `${f2(p(atp?.t, 0.5))} / ${f2(p(atp?.t, 0.99))}`, `${f2(p(ref?.t, 0.5))} / ${f2(p(ref?.t, 0.99))}`, ratio(p(ref?.t, 0.5) / p(atp?.t, 0.5)), ''],
+      ['(a) p50 / p99 server-side per request, ms', `${f3(sq(ss.t, 0.5))} / ${f3(sq(ss.t, 0.99))}`, 'not measured', '', ''],
+      ['(a) executions measured', cnt(atp?.t), cnt(ref?.t), '', ''],
+      ['(a) CPU cores busy: server / client / other processes', cores(atp?.t), cores(ref?.t), '', ''],
+    ] : []),
     ['(b) 10 llm pauses: wall time p50, ms', f2(p(atp?.b, 0.5)), f2(p(ref?.b, 0.5)), ratio(p(ref?.b, 0.5) / p(atp?.b, 0.5)), '≥ 10×'],
     ['(b) wall time mean / p99, ms', `${f2(mean(atp?.b))} / ${f2(p(atp?.b, 0.99))}`, `${f2(mean(ref?.b))} / ${f2(p(ref?.b, 0.99))}`, '', ''],
     ['(b) p50 server-side per run (11 requests), ms', f3(sq(ss.b, 0.5)), 'not measured', '', ''],
@@ -471,7 +445,7 @@ function report(m, la0, la1, atp, ref, ss) {
     `### monday side by side (${m.date})`,
     '',
     `Commit ${m.commit}; ${m.nproc} cores (${m.cpu}), ${m.mem}, ${m.os}; ${m.go}; Node ${m.node}; atp-server ${m.binary}.`,
-    `Client @mondaydotcomorg/atp-client 0.19.20 in one Node process; reference @mondaydotcomorg/atp-server 0.19.17 (NODE_ENV=${REF_NODE_ENV}, logger info); atp-server log level info. One server at a time.`,
+    `Client @mondaydotcomorg/atp-client 0.19.20 in one Node process (${T_A > 1 ? `(a) on one thread, then on ${T_A} worker threads` : 'one thread'}); reference @mondaydotcomorg/atp-server 0.19.17 (NODE_ENV=${REF_NODE_ENV}, logger info); atp-server log level info. One server at a time.`,
     `Load average (1/5/15 min) before: ${la0.map((x) => x.toFixed(2)).join(' ')}; after: ${la1.map((x) => x.toFixed(2)).join(' ')}.`,
     '',
     '| workload | atp-server | reference 0.19.17 | atp-server vs reference | target |',
@@ -501,8 +475,8 @@ try {
       await stop(t.child);
     }
     ss = serverSide(t.logFile, atp);
-    for (const k of ['a', 'b', 'c']) {
-      if (ss[k].length !== atp[k].done) log(`(${k}): ${ss[k].length} server-side figures in the access log for ${atp[k].done} measured executions`);
+    for (const k of ['a', 't', 'b', 'c']) {
+      if (atp[k] && ss[k].length !== atp[k].done) log(`(${k}): ${ss[k].length} server-side figures in the access log for ${atp[k].done} measured executions`);
     }
     if (ss.bRequests !== atp.b.done * 11) log(`(b): ${ss.bRequests} tagged requests, want ${atp.b.done * 11} (execute + 10 resumes per run)`);
   }
@@ -516,8 +490,8 @@ try {
     }
   }
   for (const r of [atp, ref]) {
-    for (const k of ['a', 'b', 'c']) {
-      if (r && (r[k].errors || r[k].done < r[k].n)) failed = true;
+    for (const k of ['a', 't', 'b', 'c']) {
+      if (r && r[k] && (r[k].errors || r[k].done < r[k].n)) failed = true;
     }
   }
   const table = report(m, la0, loadavg(), atp, ref, ss);
