@@ -12,7 +12,10 @@
 //   3. the workloads, with the same client code (the published
 //      @mondaydotcomorg/atp-client 0.19.20) against both:
 //        (a) executions/s and p50/p99 of a script that calls one server tool,
-//            16 executions in flight;
+//            16 executions in flight: first with every client on this
+//            thread, then spread over BENCH_A_THREADS worker threads
+//            (a-worker.mjs), since one Node thread of the client tops out
+//            near 1,400 executions/s;
 //        (b) wall time of a script with 10 sequential atp.llm.call pauses
 //            (the client's LLM provider answers at once), one at a time;
 //        (c) latency of `return 1`, one at a time;
@@ -30,6 +33,7 @@
 //   ATP_SERVER_BIN=/path/to/atp-server node bench.mjs      # skip the go build
 //
 // Knobs (environment): BENCH_A_N (default 2000 executions), BENCH_A_C (16),
+// BENCH_A_THREADS (2; 0 or 1 skips the threaded run of (a)),
 // BENCH_B_N (30 runs), BENCH_C_N (500 runs), BENCH_PHASE_SECONDS (cap per
 // workload and server, default 120), BENCH_RUN_SECONDS (cap of the whole
 // run, default 900), BENCH_RETRIES (measurements repeated under other
