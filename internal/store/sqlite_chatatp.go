@@ -84,7 +84,7 @@ func (e *sqliteEngine) FindToolkitSummary(ctx context.Context, id string) (*tool
 }
 
 func (e *sqliteEngine) ListToolkitSummaries(ctx context.Context) ([]*toolkit.ToolkitSummary, error) {
-	rows, err := e.reader().QueryContext(ctx, sqliteSummarySelect+` ORDER BY k.id`)
+	rows, err := e.readRows(ctx, sqliteSummarySelect+` ORDER BY k.id`)
 	if err != nil {
 		return nil, sqliteTranslate(err, "toolkits")
 	}

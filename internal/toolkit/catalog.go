@@ -11,11 +11,12 @@ import (
 // evicted (a miss costs one toolkit load).
 const maxCachedToolkits = 256
 
-// Catalog resolves the toolkits a key may use, by id or by name, and keeps
-// the toolkits it loaded by Version, so that a call or a context costs one
-// summary read (no tool schemas) instead of loading every tool. A change
-// made through any instance sharing the database is seen at once: every
-// Resolve compares the stored version.
+// Catalog resolves the toolkits a key may use, by id or by name (Resolve)
+// or all at once (Toolkits), and keeps the toolkits it loaded by Version,
+// so that a call or a context costs one summary read (no tool schemas)
+// instead of loading every tool. A change made through any instance
+// sharing the database is seen at once: every Resolve and Toolkits
+// compares the stored version.
 //
 // The toolkits a Catalog returns are shared by every caller: read them,
 // never modify them. A Catalog is safe for concurrent use.
@@ -114,6 +115,31 @@ func (c *Catalog) Summaries(ctx context.Context, key *APIKey) ([]*ToolkitSummary
 		if MayUse(key, s.ID) {
 			out = append(out, s)
 		}
+	}
+	return out, nil
+}
+
+// Toolkits returns every toolkit key may use, ordered by id, from one
+// summaries read (no tools): a toolkit whose stored version is the cached
+// one costs nothing more, a new or changed one is loaded (one read each).
+// So a change made through any instance is in the next answer, and an
+// unchanged catalog costs one small query. A toolkit deleted between the
+// two reads is left out. The toolkits are shared: read them only.
+func (c *Catalog) Toolkits(ctx context.Context, key *APIKey) ([]*Toolkit, error) {
+	sums, err := c.Summaries(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Toolkit, 0, len(sums))
+	for _, sum := range sums {
+		tk, err := c.load(ctx, sum)
+		if IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tk)
 	}
 	return out, nil
 }

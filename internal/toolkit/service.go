@@ -364,20 +364,49 @@ type CallOptions struct {
 	AuthToken      string
 }
 
-// CallTool runs one tool for key. Protocol faults (key out of scope, unknown
-// toolkit or tool) are *Error; anything the tool itself reports, including
-// invalid arguments, is a *ToolError.
+// CallTool runs one tool for key, reading the toolkit as it is stored now.
+// Protocol faults (key out of scope, unknown toolkit or tool) are *Error;
+// anything the tool itself reports, including invalid arguments, is a
+// *ToolError.
 func (s *Service) CallTool(ctx context.Context, key *APIKey, toolkitID, toolName string, args json.RawMessage, opts CallOptions) (json.RawMessage, error) {
-	if key != nil && key.Kind != KeyAdmin && !key.MayUseToolkit(toolkitID) {
-		return nil, Errorf(KindForbidden, "forbidden", "this key may not use toolkit %q", toolkitID)
+	if err := mayCall(key, toolkitID); err != nil {
+		return nil, err
 	}
 	tk, err := s.store.FindToolkitByID(ctx, toolkitID)
 	if err != nil {
 		return nil, err
 	}
+	return s.callTool(ctx, key, tk, toolName, args, opts)
+}
+
+// CallToolkitTool is CallTool on a toolkit the caller has already loaded,
+// such as one a Catalog returned or a snapshot an execution keeps: the
+// tool runs as tk describes it, whatever the store holds now, and the
+// toolkit is not read again. It checks key and runs the tool exactly as
+// CallTool does after its read (argument validation, credential, runner),
+// with the same errors. tk is only read, never modified.
+func (s *Service) CallToolkitTool(ctx context.Context, key *APIKey, tk *Toolkit, toolName string, args json.RawMessage, opts CallOptions) (json.RawMessage, error) {
+	if err := mayCall(key, tk.ID); err != nil {
+		return nil, err
+	}
+	return s.callTool(ctx, key, tk, toolName, args, opts)
+}
+
+// mayCall is KindForbidden unless key may use toolkit id. It is checked
+// before anything is read, so that a key cannot probe which toolkits exist.
+func mayCall(key *APIKey, toolkitID string) error {
+	if !MayUse(key, toolkitID) {
+		return Errorf(KindForbidden, "forbidden", "this key may not use toolkit %q", toolkitID)
+	}
+	return nil
+}
+
+// callTool is what CallTool and CallToolkitTool share once the toolkit is
+// in hand and key has been checked.
+func (s *Service) callTool(ctx context.Context, key *APIKey, tk *Toolkit, toolName string, args json.RawMessage, opts CallOptions) (json.RawMessage, error) {
 	tool, ok := tk.Tool(toolName)
 	if !ok {
-		return nil, Errorf(KindNotFound, "tool_not_found", "toolkit %q has no tool %q", toolkitID, toolName)
+		return nil, Errorf(KindNotFound, "tool_not_found", "toolkit %q has no tool %q", tk.ID, toolName)
 	}
 	return s.Run(ctx, &Call{
 		Toolkit: tk, Tool: tool, Arguments: args, Key: key,

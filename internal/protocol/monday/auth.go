@@ -21,12 +21,52 @@ import (
 const (
 	tokenType   = "client"
 	tokenIssuer = "atp-server"
+	// tokenLeeway is the clock skew between instances a token's expiry
+	// tolerates.
+	tokenLeeway = 5 * time.Second
 )
 
+// Header names as net/http keys them (canonical form), so that Header.Get
+// and Set use them as they are instead of making a canonical copy on every
+// call. They are the spec's X-Client-ID, X-API-Key, X-User-ID, X-ATP-Token
+// and X-ATP-Token-Expires: header names are case-insensitive, and these
+// are the bytes net/http always wrote.
+const (
+	headerClientID     = "X-Client-Id"
+	headerAPIKey       = "X-Api-Key"
+	headerUserID       = "X-User-Id"
+	headerToken        = "X-Atp-Token"
+	headerTokenExpires = "X-Atp-Token-Expires"
+)
+
+// tokenClaims are the claims of a client token.
 type tokenClaims struct {
 	ClientID string `json:"clientId"`
 	Type     string `json:"type"`
 	jwt.RegisteredClaims
+}
+
+// tokenCodec signs and checks client tokens. A Handler builds one, so that
+// the parsers (whose options never change; the clock is the handler's)
+// and the boxed key are not rebuilt on every request. Safe for concurrent
+// use.
+type tokenCodec struct {
+	secret      []byte
+	parser      *jwt.Parser // HS256 only, issuer, expiry required, leeway
+	parserStale *jwt.Parser // HS256 only, claims not validated (refresh)
+	key         jwt.Keyfunc
+}
+
+func newTokenCodec(secret []byte, now func() time.Time) *tokenCodec {
+	methods := jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()})
+	key := any(secret) // boxed once, not per parse
+	return &tokenCodec{
+		secret: secret,
+		parser: jwt.NewParser(methods, jwt.WithIssuer(tokenIssuer), jwt.WithTimeFunc(now),
+			jwt.WithLeeway(tokenLeeway), jwt.WithExpirationRequired()),
+		parserStale: jwt.NewParser(methods, jwt.WithoutClaimsValidation()),
+		key:         func(*jwt.Token) (any, error) { return key, nil },
+	}
 }
 
 // issueToken signs a token for clientID that expires at exp.
@@ -42,27 +82,20 @@ func (h *Handler) issueToken(clientID string, now, exp time.Time) (string, error
 			ExpiresAt: jwt.NewNumericDate(exp),
 		},
 	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(h.jwtSecret)
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(h.tokens.secret)
 }
 
 // parseToken checks the signature (HS256 only), issuer, type and client id
-// of a token and, unless allowExpired, its expiry. Any failure is the same
-// error: the caller answers it with its own message.
+// of a token and, unless allowExpired, its expiry (required, with
+// tokenLeeway). Any failure is the same error: the caller answers it with
+// its own message.
 func (h *Handler) parseToken(token, clientID string, allowExpired bool) error {
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithIssuer(tokenIssuer),
-		jwt.WithTimeFunc(h.now),
-		jwt.WithLeeway(5 * time.Second),
-	}
+	p := h.tokens.parser
 	if allowExpired {
-		opts = append(opts, jwt.WithoutClaimsValidation())
-	} else {
-		opts = append(opts, jwt.WithExpirationRequired())
+		p = h.tokens.parserStale
 	}
 	var claims tokenClaims
-	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return h.jwtSecret, nil }, opts...)
-	if err != nil {
+	if _, err := p.ParseWithClaims(token, &claims, h.tokens.key); err != nil {
 		return err
 	}
 	if claims.Issuer != tokenIssuer || claims.Type != tokenType || claims.ClientID == "" || claims.ClientID != clientID {
@@ -105,7 +138,7 @@ func bearer(r *http.Request) string {
 // expired, or when the session has expired or its key was revoked. On
 // success the session has been slid forward.
 func (h *Handler) verify(ctx context.Context, r *http.Request, msgs authMessages) (*caller, error) {
-	clientID := r.Header.Get("X-Client-ID")
+	clientID := r.Header.Get(headerClientID)
 	token := bearer(r)
 	if clientID == "" || token == "" {
 		return nil, errUnauthenticated(msgs.missing)
@@ -203,8 +236,9 @@ func (h *Handler) rotateToken(w http.ResponseWriter, c *caller) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("X-ATP-Token", token)
-	w.Header().Set("X-ATP-Token-Expires", strconv.FormatInt(exp.UnixMilli(), 10))
+	hd := w.Header()
+	hd.Set(headerToken, token)
+	hd.Set(headerTokenExpires, strconv.FormatInt(exp.UnixMilli(), 10))
 	return nil
 }
 
@@ -213,7 +247,7 @@ func (h *Handler) rotateToken(w http.ResponseWriter, c *caller) error {
 // headers unchanged) Authorization: Bearer. It returns nil, nil when no
 // key was sent. Only client keys may use this surface.
 func (h *Handler) keyOf(ctx context.Context, r *http.Request, bearerAllowed bool) (*toolkit.APIKey, error) {
-	secret := r.Header.Get("X-API-Key")
+	secret := r.Header.Get(headerAPIKey)
 	if secret == "" && bearerAllowed {
 		secret = bearer(r)
 	}
@@ -244,7 +278,7 @@ type scope struct {
 // request with X-Client-ID must verify; else an X-API-Key must be valid;
 // else the request is anonymous, which only ATP_ALLOW_ANONYMOUS permits.
 func (h *Handler) scopeOf(ctx context.Context, r *http.Request) (*scope, error) {
-	if r.Header.Get("X-Client-ID") != "" {
+	if r.Header.Get(headerClientID) != "" {
 		c, err := h.verify(ctx, r, sessionAuth)
 		if err != nil {
 			return nil, err

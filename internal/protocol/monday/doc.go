@@ -16,6 +16,15 @@
 // pausable engine of internal/execution; this package translates HTTP to
 // Execute and Resume calls and back.
 //
+// Every request that needs the key's toolkits reads them through a
+// toolkit.Catalog: one query for the summaries (no tools), and a whole
+// toolkit only when its version differs from the one this instance last
+// loaded. A toolkit changed through any instance sharing the database is
+// therefore in the very next request, and an unchanged one costs no tool
+// read. An execution calls the toolkits it resolved when it started (a
+// snapshot, see toolCaller): one version of each, from start to end,
+// across pauses.
+//
 // # Sessions and tokens
 //
 // POST /api/init needs a client key (X-API-Key, or Authorization: Bearer on

@@ -66,6 +66,9 @@ type envOptions struct {
 	next           http.Handler
 	clock          *clock
 	secret         []byte
+	// wrap, when set, wraps the toolkit.Store the env's Service uses (the
+	// handler's sessions still go to db directly).
+	wrap func(toolkit.Store) toolkit.Store
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test")
@@ -90,8 +93,12 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
+	var st toolkit.Store = e.db
+	if o.wrap != nil {
+		st = o.wrap(st)
+	}
 	e.svc = toolkit.NewService(toolkit.Config{
-		Store:   e.db,
+		Store:   st,
 		Sealer:  cipher,
 		Runners: map[string]toolkit.Runner{toolkit.ExecutorJS: toolkit.NewJSRunner(toolkit.JSOptions{Timeout: 5 * time.Second})},
 		Logger:  logger,

@@ -3,9 +3,9 @@ package monday
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -127,7 +127,7 @@ func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, 
 
 // headerRequestID is where internal/api's middleware puts the request id of
 // the answer; the envelope's requestId repeats it, so logs and answers agree.
-const headerRequestID = "X-Request-ID"
+const headerRequestID = "X-Request-Id" // X-Request-ID, canonical (see auth.go)
 
 // requestID returns the id of the answer being written, making one (a
 // UUID, as the reference's) when no middleware did.
@@ -146,5 +146,15 @@ func newUUID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:16])
+	return string(s[:])
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/atp-server/atp-server/internal/execution"
 	"github.com/atp-server/atp-server/internal/toolkit"
@@ -42,7 +43,7 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (*prepared, er
 	ctx := r.Context()
 	p := &prepared{}
 	var key *toolkit.APIKey
-	if r.Header.Get("X-Client-ID") != "" {
+	if r.Header.Get(headerClientID) != "" {
 		c, err := h.verify(ctx, r, executeAuth)
 		if err != nil {
 			return nil, err
@@ -83,20 +84,20 @@ func (h *Handler) prepare(w http.ResponseWriter, r *http.Request) (*prepared, er
 			return nil, errInvalid("config.toolRules: must be an object of string lists")
 		}
 	}
-	userID := r.Header.Get("X-User-ID")
+	userID := r.Header.Get(headerUserID)
 	if len(userID) > maxUserIDBytes {
 		return nil, errInvalid("X-User-ID: at most %d bytes", maxUserIDBytes)
 	}
 
-	groups, err := h.groupsFor(ctx, key)
+	tks, err := h.toolkitsFor(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	groups = ec.ToolRules.apply(groups)
+	groups := ec.ToolRules.apply(groupsOf(tks))
 	p.req = execution.Request{
 		Code:    *body.Code,
 		Options: opts,
-		Tools:   &toolCaller{svc: h.svc, key: key, userID: userID},
+		Tools:   &toolCaller{svc: h.svc, key: key, userID: userID, toolkits: tks},
 	}
 	for _, g := range groups {
 		eg := execution.Group{Name: g.name}
@@ -214,20 +215,41 @@ func orNull(v json.RawMessage) json.RawMessage {
 }
 
 // toolCaller runs server tools for an execution through the Service, as
-// the key that started it and for the end user named by X-User-ID. The
-// toolkit is read at call time, so a tool changed or removed while an
-// execution was paused runs as it now is, or fails as a tool error.
+// the key that started it and for the end user named by X-User-ID.
+//
+// It calls the toolkits prepare resolved when the execution started (a
+// snapshot) and never reads them again, so an execution sees one version
+// of each toolkit from start to end, across pauses: the version its api
+// object was built from. A toolkit changed meanwhile, through any
+// instance, is seen by the next execution; this one keeps the tools,
+// schemas and executors it started with, instead of finding a tool gone
+// or renamed, or the arguments it built refused by a new schema, halfway
+// through. That holds for a toolkit deleted meanwhile too: it stays
+// callable until the execution ends. The key and the session are not part
+// of the snapshot: every resume verifies them again, so a revoked key or
+// an expired session stops a paused execution at its next resume.
 type toolCaller struct {
-	svc    *toolkit.Service
-	key    *toolkit.APIKey // nil: anonymous (every toolkit)
-	userID string
+	svc      *toolkit.Service
+	key      *toolkit.APIKey // nil: anonymous (every toolkit)
+	userID   string
+	toolkits []*toolkit.Toolkit // shared with the catalog: read only
 }
 
 // CallTool implements execution.ToolCaller. Faults of the call itself
-// (the toolkit or tool is gone, the key lost access) become tool errors,
-// which the code can read and catch.
+// (the toolkit or tool is not in the snapshot, the key may not use it)
+// become tool errors, which the code can read and catch.
 func (tc *toolCaller) CallTool(ctx context.Context, group, tool string, input json.RawMessage) (json.RawMessage, error) {
-	out, err := tc.svc.CallTool(ctx, tc.key, group, tool, input, toolkit.CallOptions{ExternalUserID: tc.userID})
+	var (
+		out json.RawMessage
+		err error
+	)
+	// A linear search: the store's order (its collation) need not be
+	// byte order, and a key uses a handful of toolkits.
+	if i := slices.IndexFunc(tc.toolkits, func(tk *toolkit.Toolkit) bool { return tk.ID == group }); i >= 0 {
+		out, err = tc.svc.CallToolkitTool(ctx, tc.key, tc.toolkits[i], tool, input, toolkit.CallOptions{ExternalUserID: tc.userID})
+	} else {
+		err = toolkit.Errorf(toolkit.KindNotFound, "toolkit_not_found", "toolkit %q not found", group)
+	}
 	var te *toolkit.Error
 	if errors.As(err, &te) {
 		switch te.Kind {

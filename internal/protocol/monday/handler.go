@@ -59,9 +59,10 @@ type Config struct {
 // concurrent use.
 type Handler struct {
 	svc            *toolkit.Service
+	catalog        *toolkit.Catalog // the toolkits of a key, cached by version
 	sessions       toolkit.SessionStore
 	engine         *execution.Engine
-	jwtSecret      []byte
+	tokens         *tokenCodec // signs and checks client tokens
 	allowAnonymous bool
 	prefix         string
 	next           http.Handler
@@ -105,7 +106,6 @@ func NewHandler(cfg Config) (*Handler, error) {
 		svc:            cfg.Service,
 		sessions:       cfg.Sessions,
 		engine:         cfg.Engine,
-		jwtSecret:      append([]byte(nil), cfg.JWTSecret...),
 		allowAnonymous: cfg.AllowAnonymous,
 		prefix:         cfg.Prefix,
 		next:           cfg.Next,
@@ -126,6 +126,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.sessionMaxAge = max(h.sessionMaxAge, h.sessionIdle)
+	h.catalog = toolkit.NewCatalog(h.svc)
+	h.tokens = newTokenCodec(append([]byte(nil), cfg.JWTSecret...), h.now)
 	lim := cfg.Engine.Limits()
 	h.limits = infoLimits{MaxTimeout: lim.MaxTimeout.Milliseconds(), MaxMemory: lim.MaxMemory, MaxLLMCalls: lim.MaxLLMCalls}
 	h.defaults = infoDefaults{Timeout: lim.DefaultTimeout.Milliseconds(), Memory: lim.DefaultMemory, LLMCalls: lim.DefaultLLMCalls}

@@ -165,6 +165,9 @@ func TestVerification(t *testing.T) {
 		{"alg none", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(valid, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType)}, 403},
 		{"HS512", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(valid, jwt.SigningMethodHS512, testSecret)}, 403},
 		{"expired", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(with("exp", now.Add(-time.Minute).Unix()), jwt.SigningMethodHS256, testSecret)}, 403},
+		{"expired past the leeway", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(with("exp", now.Add(-6*time.Second).Unix()), jwt.SigningMethodHS256, testSecret)}, 403},
+		{"wrong issuer", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(with("iss", "someone-else"), jwt.SigningMethodHS256, testSecret)}, 403},
+		{"no issuer", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(with("iss", nil), jwt.SigningMethodHS256, testSecret)}, 403},
 		{"no exp", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(with("exp", nil), jwt.SigningMethodHS256, testSecret)}, 403},
 		{"wrong type", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(with("type", "admin"), jwt.SigningMethodHS256, testSecret)}, 403},
 		{"unknown session", hdr{"X-Client-ID": "cli_x", "Authorization": "Bearer " + sign(with("clientId", "cli_x"), jwt.SigningMethodHS256, testSecret)}, 403},
@@ -175,10 +178,34 @@ func TestVerification(t *testing.T) {
 			t.Errorf("%s: a token was minted for an unverified caller", tc.name)
 		}
 	}
+	// The server's tokens are the contract's: HS256 JWTs any JWT library
+	// reads, with these claims.
+	tok, err := jwt.Parse(s.Token, func(*jwt.Token) (any, error) { return testSecret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(e.clock.Now), jwt.WithExpirationRequired())
+	if err != nil {
+		t.Fatalf("the init token does not parse: %v", err)
+	}
+	claims := tok.Claims.(jwt.MapClaims)
+	jti, _ := claims["jti"].(string)
+	if len(jti) != 36 || jti[14] != '4' {
+		t.Errorf("jti = %q, want a version 4 UUID", jti)
+	}
+	delete(claims, "jti")
+	want := jwt.MapClaims{"clientId": s.ClientID, "type": "client", "iss": "atp-server", "sub": s.ClientID,
+		"iat": float64(now.Unix()), "exp": float64(now.Add(time.Hour).Unix())}
+	if d := cmp.Diff(want, claims); d != "" || tok.Header["typ"] != "JWT" || tok.Header["alg"] != "HS256" {
+		t.Errorf("init token header %v, claims (-want +got):\n%s", tok.Header, d)
+	}
+
 	// A hand-made token with the right claims works: the format is the contract's.
 	r := e.do(t, "POST", "/api/execute", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(valid, jwt.SigningMethodHS256, testSecret)}, body)
 	if res := r.result(t); res.Status != "completed" {
 		t.Errorf("valid hand-made token: %+v", res)
+	}
+	// Expired within the leeway (clock skew between instances): accepted.
+	r = e.do(t, "POST", "/api/execute", hdr{"X-Client-ID": s.ClientID, "Authorization": "Bearer " + sign(with("exp", now.Add(-3*time.Second).Unix()), jwt.SigningMethodHS256, testSecret)}, body)
+	if res := r.result(t); res.Status != "completed" {
+		t.Errorf("token expired 3 s ago (within the leeway): %+v", res)
 	}
 
 	// A revoked key ends its sessions at once, on every route.

@@ -14,17 +14,19 @@ const protocolVersion = "1.0.0"
 
 // groupsFor lists the API groups key may use (nil key: every toolkit).
 func (h *Handler) groupsFor(ctx context.Context, key *toolkit.APIKey) ([]*group, error) {
-	tks, err := h.svc.ListToolkits(ctx)
+	tks, err := h.toolkitsFor(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	allowed := tks[:0:0]
-	for _, tk := range tks {
-		if key == nil || key.MayUseToolkit(tk.ID) {
-			allowed = append(allowed, tk)
-		}
-	}
-	return groupsOf(allowed), nil
+	return groupsOf(tks), nil
+}
+
+// toolkitsFor returns the toolkits key may use (nil key: every toolkit),
+// ordered by id, through the catalog: one summaries query, plus one load
+// per toolkit changed since this instance last loaded it. A change made
+// through any instance is in the answer; the toolkits are shared, read only.
+func (h *Handler) toolkitsFor(ctx context.Context, key *toolkit.APIKey) ([]*toolkit.Toolkit, error) {
+	return h.catalog.Toolkits(ctx, key)
 }
 
 type definitionsResponse struct {
@@ -63,7 +65,7 @@ func (h *Handler) definitions(w http.ResponseWriter, r *http.Request) error {
 // and then its services select the APIs.
 func (h *Handler) runtime(w http.ResponseWriter, r *http.Request) error {
 	var svc *services
-	if r.Header.Get("X-Client-ID") != "" {
+	if r.Header.Get(headerClientID) != "" {
 		c, err := h.verify(r.Context(), r, sessionAuth)
 		if err != nil {
 			return err

@@ -252,7 +252,7 @@ func (h *Handler) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decode(w, r, &req, false); err != nil {
 		return err
 	}
-	clientID := r.Header.Get("X-Client-ID")
+	clientID := r.Header.Get(headerClientID)
 	if clientID == "" {
 		clientID = req.ClientID
 	}
