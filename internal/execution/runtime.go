@@ -66,9 +66,8 @@ type atpRuntime struct {
 	progress      int
 	vectors       vectorStore
 
-	server    []serverEntry
-	client    []ClientTool
-	toolPaths map[string]string // host path of a server tool's AsyncFunc → group.tool
+	server []serverEntry
+	client []ClientTool
 
 	sinksMu    sync.Mutex
 	onProgress func(string, float64)
@@ -85,66 +84,112 @@ type pending struct {
 	cb Callback
 }
 
-// host builds the sandbox host of the execution.
+// host builds the sandbox host of the execution. Only the seed is made
+// now (it is the journal's first entry); what runtime.js reads of the host
+// is built when it first reads it (sandbox.Lazy), so an execution whose
+// code touches neither atp nor api costs nothing more, and one that calls
+// one tool builds that tool's group only.
 func (r *atpRuntime) host() sandbox.Host {
 	seed := make([]byte, 32)
 	_, _ = rand.Read(seed) // crypto/rand.Read never fails (Go 1.24+)
 	r.rec.append(Entry{Kind: EntrySeed, Value: json.RawMessage(strconv.Quote(hex.EncodeToString(seed)))})
 	r.random = mrand.New(mrand.NewChaCha8([32]byte(seed)))
 
-	var tools []any
-	r.toolPaths = make(map[string]string, len(r.server))
-	for i, e := range r.server {
-		r.toolPaths[fmt.Sprintf("host.tools[%d].call", i)] = e.group + "." + e.tool.Name
-		md := metadataOf(e.tool.Annotations)
-		tools = append(tools, map[string]any{
-			"path":   strings.Split(e.group, "/"),
-			"name":   e.tool.Name,
-			"client": false,
-			"gate":   md.needsApproval(),
-			"denied": fmt.Sprintf("Operation %s denied by user", e.tool.Name),
-			"call":   r.serverTool(i),
-		})
-	}
-	for _, t := range r.client {
-		md := clientMetadata(t)
-		tools = append(tools, map[string]any{
-			"path":   []string{t.namespace()},
-			"name":   t.Name,
-			"client": true,
-			"gate":   md.needsApproval(),
-			"denied": fmt.Sprintf("Client tool %s denied by user", t.Name),
-		})
-	}
 	return sandbox.Host{
-		Console: r.console,
-		Prelude: r.eng.prelude,
-		Now:     r.clock,
-		Random:  r.random.Float64,
-		OnEvent: r.event,
+		Console:        r.console,
+		Prelude:        r.eng.prelude,
+		PreludeGlobals: []string{"atp", "api"},
+		Now:            r.clock,
+		Random:         r.random.Float64,
+		OnEvent:        r.event,
 		PreludeHost: map[string]any{
-			"park": map[string]any{
-				"llm":        sandbox.ParkFunc(r.parkLLM),
-				"approval":   sandbox.ParkFunc(r.parkApproval),
-				"gate":       sandbox.ParkFunc(r.parkGate),
+			"atp": sandbox.Lazy(r.atpHost),
+			"api": sandbox.Lazy(r.apiHost),
+		},
+	}
+}
+
+// atpHost is host.atp of runtime.js.
+func (r *atpRuntime) atpHost() any {
+	return map[string]any{
+		"llm":      sandbox.ParkFunc(r.parkLLM),
+		"approval": sandbox.ParkFunc(r.parkApproval),
+		"embedding": sandbox.Lazy(func() any {
+			return map[string]any{
 				"embed":      sandbox.ParkFunc(r.parkEmbed),
 				"search":     sandbox.ParkFunc(r.parkSearch),
 				"similarity": sandbox.ParkFunc(r.parkSimilarity),
-				"clientTool": sandbox.ParkFunc(r.parkClientTool),
-			},
-			"cache": map[string]any{
+				"all":        sandbox.Func(r.embeddings),
+				"count":      sandbox.Func(r.embeddingCount),
+			}
+		}),
+		"cache": sandbox.Lazy(func() any {
+			return map[string]any{
 				"get":    sandbox.Func(r.cacheGet),
 				"set":    sandbox.Func(r.cacheSet),
 				"has":    sandbox.Func(r.cacheHas),
 				"delete": sandbox.Func(r.cacheDelete),
 				"clear":  sandbox.Func(r.cacheClear),
-			},
-			"progress":       sandbox.Func(r.reportProgress),
-			"embeddings":     sandbox.Func(r.embeddings),
-			"embeddingCount": sandbox.Func(r.embeddingCount),
-			"tools":          tools,
-		},
+			}
+		}),
+		"progress": sandbox.Func(r.reportProgress),
 	}
+}
+
+// apiHost is host.api of runtime.js: the top-level names of api in the
+// order they first appear among the tools (server tools, then client
+// tools), per name the tools under it (built on first read, see
+// groupHost), the number of server tools, and the functions the tools
+// call: callTool for server tools, clientTool and gate.
+func (r *atpRuntime) apiHost() any {
+	var keys []string
+	byKey := map[string][]apiTool{}
+	add := func(index int, name string, path []string, gate bool) {
+		key := path[0]
+		if _, ok := byKey[key]; !ok {
+			keys = append(keys, key)
+		}
+		byKey[key] = append(byKey[key], apiTool{index: index, name: name, path: path[1:], gate: gate})
+	}
+	for i, e := range r.server {
+		add(i, e.tool.Name, strings.Split(e.group, "/"), metadataOf(e.tool.Annotations).needsApproval())
+	}
+	for i, t := range r.client {
+		add(len(r.server)+i, t.Name, []string{t.namespace()}, clientMetadata(t).needsApproval())
+	}
+	groups := make(map[string]any, len(keys))
+	for _, key := range keys {
+		groups[key] = sandbox.Lazy(func() any { return groupHost(byKey[key]) })
+	}
+	return map[string]any{
+		"keys":       keys,
+		"groups":     groups,
+		"servers":    len(r.server),
+		"callTool":   sandbox.AsyncFunc(r.callTool),
+		"clientTool": sandbox.ParkFunc(r.parkClientTool),
+		"gate":       sandbox.ParkFunc(r.parkGate),
+	}
+}
+
+// apiTool is a tool of api: its index (server tools first, then client
+// tools), its name, its group path below the top-level name, and whether
+// its metadata forces an approval.
+type apiTool struct {
+	index int
+	name  string
+	path  []string
+	gate  bool
+}
+
+// groupHost is host.api.groups[key] of runtime.js: per tool under key, in
+// order, the array [index, name, gate, path] (kept this small because a
+// group is built whenever the code touches it).
+func groupHost(tools []apiTool) any {
+	out := make([]any, len(tools))
+	for j, t := range tools {
+		out[j] = []any{t.index, t.name, t.gate, t.path}
+	}
+	return out
 }
 
 func clientMetadata(t ClientTool) toolMetadata {
@@ -167,8 +212,12 @@ func (r *atpRuntime) clock() time.Time {
 // only AsyncFuncs) and timers.
 func (r *atpRuntime) event(ev sandbox.Event) {
 	switch ev.Kind {
-	case sandbox.EventResult:
-		r.rec.append(Entry{Kind: EntryTool, Ref: strconv.FormatUint(ev.Seq, 10), Name: r.toolPaths[ev.Func], Value: ev.Result, Error: ev.Err})
+	case sandbox.EventResult: // of callTool, the only AsyncFunc
+		name := ""
+		if e, ok := r.serverEntry(arg(ev.Args, 0)); ok {
+			name = e.group + "." + e.tool.Name
+		}
+		r.rec.append(Entry{Kind: EntryTool, Ref: strconv.FormatUint(ev.Seq, 10), Name: name, Value: ev.Result, Error: ev.Err})
 	case sandbox.EventTimer:
 		r.rec.append(Entry{Kind: EntryTimer, Ref: strconv.FormatUint(ev.Seq, 10)})
 	}
@@ -309,7 +358,9 @@ func (r *atpRuntime) parkApproval(args []json.RawMessage) (*sandbox.Park, error)
 }
 
 // parkGate asks for the approval a tool's metadata forces (spec §7); it is
-// not counted as an approval call.
+// not counted as an approval call. The call goes on if the answer
+// approves it (see approves); anything else (a denial, an __error answer)
+// rejects with "Operation <tool> denied by user" ("Client tool <tool> …").
 func (r *atpRuntime) parkGate(args []json.RawMessage) (*sandbox.Park, error) {
 	if !r.opts.services.pauses() {
 		return nil, errApprovalNotConfigured
@@ -319,12 +370,13 @@ func (r *atpRuntime) parkGate(args []json.RawMessage) (*sandbox.Park, error) {
 		return nil, errors.New("approval gate: unknown tool")
 	}
 	input := arg(args, 1)
-	var message string
+	var message, denied string
 	var about map[string]any // the approval's context
 	if i < len(r.server) {
 		e := r.server[i]
 		md := metadataOf(e.tool.Annotations)
 		message = fmt.Sprintf("Approve %s: %s", md.describe(), e.tool.Name)
+		denied = fmt.Sprintf("Operation %s denied by user", e.tool.Name)
 		about = map[string]any{"tool": e.tool.Name, "group": e.group, "params": input, "metadata": md}
 	} else {
 		t := r.client[i-len(r.server)]
@@ -334,9 +386,46 @@ func (r *atpRuntime) parkGate(args []json.RawMessage) (*sandbox.Park, error) {
 			meta = json.RawMessage("{}")
 		}
 		message = fmt.Sprintf("Approve client tool %s: %s", md.describe(), t.Name)
+		denied = fmt.Sprintf("Client tool %s denied by user", t.Name)
 		about = map[string]any{"tool": t.Name, "namespace": t.namespace(), "params": input, "metadata": meta, "isClientTool": true}
 	}
-	return r.park(callbackTypeApproval, "request", map[string]any{"message": message, "context": about}, asValue)
+	return r.park(callbackTypeApproval, "request", map[string]any{"message": message, "context": about}, func(v json.RawMessage) (json.RawMessage, error) {
+		if !approves(v) {
+			return nil, thrown(denied)
+		}
+		return nil, nil
+	})
+}
+
+// approves reports whether an approval answer lets a gated call go on:
+// whether it is an object whose own "approved" is truthy in JavaScript's
+// sense (true, a number other than 0, a non-empty string, an object), as
+// the reference's `answer && answer.approved`.
+func approves(answer json.RawMessage) bool {
+	m, ok := object(answer)
+	if !ok || m == nil {
+		return false
+	}
+	v, ok := m["approved"]
+	if !ok {
+		return false
+	}
+	var x any
+	if json.Unmarshal(v, &x) != nil {
+		return false
+	}
+	switch x := x.(type) {
+	case bool:
+		return x
+	case float64:
+		return x != 0
+	case string:
+		return x != ""
+	case nil:
+		return false
+	default: // an object or an array
+		return true
+	}
 }
 
 func (r *atpRuntime) parkClientTool(args []json.RawMessage) (*sandbox.Park, error) {
@@ -466,29 +555,40 @@ func (r *atpRuntime) parkSimilarity(args []json.RawMessage) (*sandbox.Park, erro
 
 // ---- server tools ----
 
-// serverTool is the AsyncFunc of server tool i: it runs on its own
-// goroutine, the code awaits it as a promise, and it never pauses.
-func (r *atpRuntime) serverTool(i int) sandbox.AsyncFunc {
-	e := r.server[i]
-	return func(ctx context.Context, args []json.RawMessage) (json.RawMessage, error) {
-		input := arg(args, 0)
-		out, err := r.tools.CallTool(ctx, e.group, e.tool.Name, input)
-		if err == nil {
-			if len(out) == 0 {
-				out = json.RawMessage("null")
-			}
-			return out, nil
-		}
-		var terr *toolkit.ToolError
-		if errors.As(err, &terr) {
-			return nil, errors.New(terr.Message)
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err() // the execution ended; nobody reads this
-		}
-		r.eng.log.Error("server tool failed", "execution_id", r.id, "group", e.group, "tool", e.tool.Name, "err", err)
-		return nil, fmt.Errorf("the tool %s.%s failed with an internal error", e.group, e.tool.Name)
+// callTool is the AsyncFunc of every server tool: callTool(index, input).
+// It runs on its own goroutine, the code awaits it as a promise, and it
+// never pauses.
+func (r *atpRuntime) callTool(ctx context.Context, args []json.RawMessage) (json.RawMessage, error) {
+	e, ok := r.serverEntry(arg(args, 0))
+	if !ok {
+		return nil, errors.New("server tool: unknown tool")
 	}
+	input := arg(args, 1)
+	out, err := r.tools.CallTool(ctx, e.group, e.tool.Name, input)
+	if err == nil {
+		if len(out) == 0 {
+			out = json.RawMessage("null")
+		}
+		return out, nil
+	}
+	var terr *toolkit.ToolError
+	if errors.As(err, &terr) {
+		return nil, errors.New(terr.Message)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // the execution ended; nobody reads this
+	}
+	r.eng.log.Error("server tool failed", "execution_id", r.id, "group", e.group, "tool", e.tool.Name, "err", err)
+	return nil, fmt.Errorf("the tool %s.%s failed with an internal error", e.group, e.tool.Name)
+}
+
+// serverEntry is the server tool of a JSON index.
+func (r *atpRuntime) serverEntry(index json.RawMessage) (serverEntry, bool) {
+	var i int
+	if json.Unmarshal(index, &i) != nil || i < 0 || i >= len(r.server) {
+		return serverEntry{}, false
+	}
+	return r.server[i], true
 }
 
 // ---- synchronous host functions ----

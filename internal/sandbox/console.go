@@ -20,17 +20,25 @@ type consoleState struct {
 	truncated    bool
 }
 
-// installConsole defines console.log/info/debug/trace/warn/error.
+// installConsole defines the global console (writable, configurable, not
+// enumerable), built on first use (defineLazy): most runs never log.
 func (e *execution) installConsole() error {
+	return e.defineLazy(e.vm.GlobalObject(), "console", false, e.newConsole)
+}
+
+// newConsole builds console.log/info/debug/trace/warn/error. Its methods
+// are data properties of a plain object, defined from Go, so nothing the
+// code put on Object.prototype runs.
+func (e *execution) newConsole() goja.Value {
 	c := e.vm.NewObject()
 	for _, m := range []struct{ name, level string }{
 		{"log", "info"}, {"info", "info"}, {"debug", "debug"}, {"trace", "debug"}, {"warn", "warn"}, {"error", "error"},
 	} {
-		if err := c.Set(m.name, e.consoleMethod(m.level)); err != nil {
-			return err
+		if err := c.DefineDataProperty(m.name, e.vm.ToValue(e.consoleMethod(m.level)), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
+			panic(err)
 		}
 	}
-	return e.vm.GlobalObject().DefineDataProperty("console", c, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+	return c
 }
 
 func (e *execution) consoleMethod(level string) func(goja.FunctionCall) goja.Value {
@@ -52,11 +60,7 @@ func (e *execution) consoleMethod(level string) func(goja.FunctionCall) goja.Val
 				b.WriteString(a.String())
 				continue
 			}
-			s, err := e.js.formatArg(goja.Undefined(), a)
-			if err != nil {
-				panic(err) // only an interrupt gets here: formatArg catches the rest
-			}
-			b.WriteString(s.String())
+			b.WriteString(e.formatArg(a))
 		}
 		e.emit(level, truncate(b.String(), maxConsoleLineBytes))
 		return goja.Undefined()

@@ -12,8 +12,11 @@
 // code is the body of `async function (input, ctx) { … }` (Compile) or of
 // `async function () { … }` (CompileCode, for code that gets no input and
 // must be free to name its own variables input and ctx), so top-level await
-// and return work; the returned promise is driven to completion by a small
-// event loop:
+// and return work. (A body that cannot await, nor observe the function it
+// runs in, is run as a plain function with the same outcome: an async call
+// materialises goja's promise machinery, which is most of the cost of a
+// small run. See Program.) The returned promise is driven to completion by
+// a small event loop:
 //
 //   - microtasks (promise reactions) are drained by goja itself each time
 //     control returns from JavaScript to Go;
@@ -33,12 +36,27 @@
 // only. When the promise is pending and nothing can settle it, the run
 // fails at once rather than hanging until the timeout.
 //
-// A Prelude (trusted JavaScript run before the code, given host functions
-// that stay in its closure) builds a runtime API on top of plain host
+// A Prelude (trusted JavaScript, given host functions that stay in its
+// closure) builds globals with a runtime API on top of plain host
 // functions. Host.Now and Host.Random replace the clock of Date and the
 // source of Math.random, and Host.OnEvent reports every macrotask in order:
 // with the answers to parked calls, that is everything a run depends on, so
 // a host that records them can replay a run.
+//
+// # Cost: pay for what the code touches
+//
+// Setting a VM up is most of the cost of a small run, so little is done
+// before the code runs: goja materialises each built-in only when
+// something touches it, and the sandbox touches few. The console, the
+// prelude's globals and the host values marked Lazy are built on first use
+// (an accessor that turns into the data property it stands for, as if it
+// had been there from the start); JSON crosses between host and code
+// through goja's own implementation called from Go, not through the
+// code's JSON; the few constructors the host throws or tells errors apart
+// by are captured before the code runs, or raised by the engine itself.
+// What the code may have replaced by the time something is built lazily
+// cannot affect it: the sandbox builds from Go, and a prelude uses only
+// the helpers it is given (see Prelude).
 //
 // # Limits and isolation
 //
@@ -55,18 +73,23 @@
 //     uninterruptible step are capped directly: String.prototype.repeat,
 //     padStart and padEnd (16 M characters) and the number of pending
 //     timers always; for runs with a memory limit also Array.prototype.fill
-//     and join and Array.from of an array-like (4 M elements), and
-//     ArrayBuffer and typed array allocations larger than the limit (one
+//     and join and Array.from of an array or an array-like (4 M elements),
+//     and ArrayBuffer and typed array allocations larger than the limit,
+//     from a length, an array-like, an iterable or another typed array (one
 //     such allocation past the machine's memory would abort the whole
-//     process). Those materialise built-ins in every VM, so runs without a
-//     memory limit (js tools, written by admins) do without them.
+//     process). Those materialise built-ins in every VM (the twelve buffer
+//     constructors alone cost more than the rest of a small run, and goja
+//     materialises a global as soon as anything is defined over it, so
+//     they cannot be wrapped lazily), so runs without a memory limit (js
+//     tools, written by admins) do without them.
 //   - No host access: goja ships no require, process, fs, network or
-//     console; the goja-specific GoError constructor is removed. eval and
-//     Function work but only ever see the sandbox's own global. Source maps
-//     are disabled for the code and for eval: goja would otherwise read the
-//     path of a `//# sourceMappingURL=` comment from disk. Every run
-//     gets a fresh VM, so one run cannot leave traps (patched prototypes)
-//     for the next.
+//     console. Its GoError constructor is left: a plain Error subclass
+//     whose instances carry Go errors only for Go values the sandbox never
+//     hands to the code (see setup). eval and Function work but only ever
+//     see the sandbox's own global. Source maps are disabled for the code
+//     and for eval: goja would otherwise read the path of a
+//     `//# sourceMappingURL=` comment from disk. Every run gets a fresh
+//     VM, so one run cannot leave traps (patched prototypes) for the next.
 //
 // Errors are *Error with a closed set of kinds and the built-in class of
 // what the code threw; messages are JavaScript's own ("TypeError: x is not

@@ -5,30 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/dop251/goja"
 )
 
-// errorType selects the constructor of an error thrown into JS.
-type errorType bool
-
-const (
-	plainError errorType = false
-	rangeError errorType = true
-)
-
-// throw throws a new Error (or RangeError) into the running JS. It must be
-// called from a native function: goja turns the panic into a JS throw.
-func (e *execution) throw(typ errorType, msg string) {
-	v, err := e.js.newError(goja.Undefined(), e.vm.ToValue(msg), e.vm.ToValue(bool(typ)))
-	if err != nil {
-		panic(err) // an interrupt: goja propagates it as uncatchable
-	}
-	panic(v)
-}
-
-// hostValue converts one Host.Globals entry (path names it in errors).
-func (e *execution) hostValue(path string, v any) (goja.Value, error) {
+// hostValue converts one Host.Globals or PreludeHost entry (path names
+// it in errors and in Event.Func). Objects are built with data properties
+// defined, not assigned, so a key like __proto__ is a key, and setters the
+// code may have put on Object.prototype by the time a Lazy value is
+// converted do not run. hidden objects (the prelude's host object and
+// what it holds) have no prototype, so a key the prelude reads that is not
+// there is undefined, not something the code put on Object.prototype.
+func (e *execution) hostValue(path string, v any, hidden bool) (goja.Value, error) {
 	switch v := v.(type) {
 	case Func:
 		return e.vm.ToValue(e.syncFunc(path, v)), nil
@@ -43,7 +32,7 @@ func (e *execution) hostValue(path string, v any) (goja.Value, error) {
 	case []any:
 		vals := make([]any, len(v))
 		for i, x := range v {
-			jv, err := e.hostValue(fmt.Sprintf("%s[%d]", path, i), x)
+			jv, err := e.hostValue(path+"["+strconv.Itoa(i)+"]", x, hidden)
 			if err != nil {
 				return nil, err
 			}
@@ -51,13 +40,31 @@ func (e *execution) hostValue(path string, v any) (goja.Value, error) {
 		}
 		return e.vm.NewArray(vals...), nil
 	case map[string]any:
-		obj := e.vm.NewObject()
+		var obj *goja.Object
+		if hidden {
+			obj = e.vm.CreateObject(nil)
+		} else {
+			obj = e.vm.NewObject()
+		}
 		for k, x := range v {
-			jv, err := e.hostValue(path+"."+k, x)
+			if lazy, ok := x.(Lazy); ok {
+				p := path + "." + k
+				if err := e.defineLazy(obj, k, true, func() goja.Value {
+					jv, err := e.hostValue(p, lazy(), hidden)
+					if err != nil {
+						panic(hostFault{err})
+					}
+					return jv
+				}); err != nil {
+					return nil, fmt.Errorf("sandbox: global %s.%s: %w", path, k, err)
+				}
+				continue
+			}
+			jv, err := e.hostValue(path+"."+k, x, hidden)
 			if err != nil {
 				return nil, err
 			}
-			if err := obj.Set(k, jv); err != nil {
+			if err := obj.DefineDataProperty(k, jv, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
 				return nil, fmt.Errorf("sandbox: global %s.%s: %w", path, k, err)
 			}
 		}
@@ -85,6 +92,8 @@ func (e *execution) hostValue(path string, v any) (goja.Value, error) {
 			return nil, fmt.Errorf("sandbox: global %s: not valid JSON: %w", path, err)
 		}
 		return jv, nil
+	case Lazy:
+		return e.hostValue(path, v(), hidden)
 	default:
 		// Plain data only: goja's own wrapping of Go values would expose
 		// methods and fields of host types to the code.
@@ -167,14 +176,14 @@ func (e *execution) asyncFunc(path string, fn AsyncFunc) func(goja.FunctionCall)
 					return e.stopped()
 				}
 				if e.host.OnEvent != nil {
-					ev := Event{Kind: EventResult, Seq: seq, Func: path, Result: res}
+					ev := Event{Kind: EventResult, Seq: seq, Func: path, Args: args, Result: res}
 					if err != nil {
 						ev.Result, ev.Err = nil, err.Error()
 					}
 					e.host.OnEvent(ev)
 				}
 				if err != nil {
-					ev, jerr := e.js.newError(goja.Undefined(), e.vm.ToValue(err.Error()), e.vm.ToValue(false))
+					ev, jerr := e.newError(plainError, err.Error())
 					if jerr != nil {
 						return e.jsError(jerr)
 					}
@@ -185,7 +194,7 @@ func (e *execution) asyncFunc(path string, fn AsyncFunc) func(goja.FunctionCall)
 				}
 				var v goja.Value = goja.Undefined()
 				if len(res) > 0 {
-					pv, perr := e.js.parse(goja.Undefined(), e.vm.ToValue(string(res)))
+					pv, perr := e.parseJSON(res)
 					if perr != nil {
 						return fmt.Errorf("sandbox: host function %s returned invalid JSON: %w", path, perr)
 					}
@@ -218,19 +227,20 @@ func (e *execution) post(f func() error) {
 	}
 }
 
-// exportArgs converts JS arguments to JSON with the captured JSON.stringify.
+// exportArgs converts JS arguments to JSON as JSON.stringify does (see
+// stringify); undefined, functions and symbols become null.
 func (e *execution) exportArgs(call goja.FunctionCall) []json.RawMessage {
 	args := make([]json.RawMessage, len(call.Arguments))
 	for i, a := range call.Arguments {
-		s, err := e.js.stringify(goja.Undefined(), a)
+		s, ok, err := e.stringify(a)
 		if err != nil {
-			panic(err) // rethrow the TypeError (BigInt, cycle) or the interrupt
+			panic(err) // rethrow the TypeError (BigInt, cycle)
 		}
-		if goja.IsUndefined(s) {
+		if !ok {
 			args[i] = json.RawMessage("null")
 			continue
 		}
-		args[i] = json.RawMessage(s.String())
+		args[i] = json.RawMessage(s)
 	}
 	return args
 }
@@ -240,7 +250,7 @@ func (e *execution) importResult(path string, res json.RawMessage) goja.Value {
 	if len(res) == 0 {
 		return goja.Undefined()
 	}
-	v, err := e.js.parse(goja.Undefined(), e.vm.ToValue(string(res)))
+	v, err := e.parseJSON(res)
 	if err != nil {
 		// A host bug, not the code's: end the run as an internal fault.
 		panic(fmt.Sprintf("sandbox: host function %s returned invalid JSON: %v", path, err))

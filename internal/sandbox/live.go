@@ -134,7 +134,7 @@ func (p *Program) Start(input json.RawMessage, ctxObj any, lim Limits, host Host
 			x.release()
 		}
 	}()
-	fn, inputVal, ctxVal, err := x.prepare(p, input, ctxJSON)
+	c, err := x.prepare(p, input, ctxJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func (p *Program) Start(input json.RawMessage, ctxObj any, lim Limits, host Host
 		done:    make(chan struct{}),
 		x:       x,
 	}
-	go l.main(x, cancel, fn, inputVal, ctxVal)
+	go l.main(x, cancel, c)
 	return l, nil
 }
 
@@ -208,7 +208,7 @@ func (l *Live) Cancel(cause error) {
 func (l *Live) Done() <-chan struct{} { return l.done }
 
 // main is the run's goroutine: the only one that touches the VM after Start.
-func (l *Live) main(x *execution, cancel context.CancelFunc, fn goja.Callable, args ...goja.Value) {
+func (l *Live) main(x *execution, cancel context.CancelFunc, c *codeCall) {
 	var final Step
 	defer func() {
 		if r := recover(); r != nil {
@@ -232,11 +232,16 @@ func (l *Live) main(x *execution, cancel context.CancelFunc, fn goja.Callable, a
 	}()
 
 	l.startClock(x)
-	promise, err := x.call(fn, args...)
+	out, err := x.call(c)
 	if err != nil {
 		final.Err = err
 		return
 	}
+	if out.promise == nil {
+		final.Result, final.Err = x.result(out.value)
+		return
+	}
+	promise := out.promise
 	for {
 		err := x.loop(promise)
 		if !errors.Is(err, errPaused) {
@@ -350,7 +355,7 @@ func (e *execution) answer(answers []Answer) error {
 			return e.stopped()
 		}
 		if err != nil {
-			ev, jerr := e.js.newError(goja.Undefined(), e.vm.ToValue(err.Error()), e.vm.ToValue(false))
+			ev, jerr := e.newError(plainError, err.Error())
 			if jerr != nil {
 				return e.jsError(jerr)
 			}
@@ -361,7 +366,7 @@ func (e *execution) answer(answers []Answer) error {
 		}
 		var v goja.Value = goja.Undefined()
 		if len(value) > 0 {
-			pv, perr := e.js.parse(goja.Undefined(), e.vm.ToValue(string(value)))
+			pv, perr := e.parseJSON(value)
 			if perr != nil {
 				if e.isKilled() {
 					return e.stopped()

@@ -288,8 +288,8 @@ func TestLiveHostHooks(t *testing.T) {
 			t.Fatalf("result = %s (%v), want %s", s.Result, s.Err, want)
 		}
 		want := []Event{
-			{Kind: EventResult, Seq: 0, Func: "tool", Result: json.RawMessage(`{"ok":true}`)},
-			{Kind: EventResult, Seq: 1, Func: "tool", Err: "no"},
+			{Kind: EventResult, Seq: 0, Func: "tool", Args: []json.RawMessage{json.RawMessage(`"x"`)}, Result: json.RawMessage(`{"ok":true}`)},
+			{Kind: EventResult, Seq: 1, Func: "tool", Args: []json.RawMessage{json.RawMessage(`"fail"`)}, Err: "no"},
 			{Kind: EventTimer, Seq: 1},
 		}
 		if diff := cmp.Diff(want, events); diff != "" {
@@ -298,9 +298,11 @@ func TestLiveHostHooks(t *testing.T) {
 	})
 	t.Run("prelude builds globals from hidden host functions", func(t *testing.T) {
 		t.Parallel()
-		prelude, err := CompilePrelude("p.js", `(function (host) {
-			globalThis.greet = function (name) { return host.hello(name) + "!" };
-			globalThis.items = host.items;
+		prelude, err := CompilePrelude("p.js", `(function (host, js) {
+			return {
+				greet: function () { return function (name) { return host.hello(name) + "!" } },
+				items: function () { return host.items },
+			};
 		})`)
 		if err != nil {
 			t.Fatal(err)
@@ -311,8 +313,9 @@ func TestLiveHostHooks(t *testing.T) {
 			return json.Marshal("hello " + s)
 		})
 		l := start(t, `return [greet("bob"), typeof host, items.length, items[1].n]`, Limits{}, Host{
-			Prelude:     prelude,
-			PreludeHost: map[string]any{"hello": hello, "items": []any{map[string]any{"n": 1}, map[string]any{"n": 2}}},
+			Prelude:        prelude,
+			PreludeGlobals: []string{"greet", "items"},
+			PreludeHost:    map[string]any{"hello": hello, "items": []any{map[string]any{"n": 1}, map[string]any{"n": 2}}},
 		})
 		if s := next(t, l); string(s.Result) != `["hello bob!","undefined",2,2]` {
 			t.Fatalf("end = (%s, %v)", s.Result, s.Err)
@@ -371,6 +374,7 @@ func TestDirectCaps(t *testing.T) {
 		{"fill of a huge sparse array", `new Array(1e9).fill(0)`, limited, "Invalid array length: fill", ""},
 		{"join of a huge sparse array", `return new Array(1e9).join("x").length`, limited, "Invalid array length: join", ""},
 		{"Array.from of a huge array-like", `Array.from({length: 1e9})`, limited, "Invalid array length: Array.from", ""},
+		{"Array.from of a huge sparse array", `Array.from(new Array(2 ** 28))`, limited, "Invalid array length: Array.from", ""},
 		{"small arrays still work", `return [new Array(3).fill(1).join("-"), Array.from({length: 2}, (_, i) => i), Array.from(new Set([1, 2]))]`,
 			limited, "", `["1-1-1",[0,1],[1,2]]`},
 		{"huge ArrayBuffer", `new ArrayBuffer(2 ** 40)`, limited, "Array buffer allocation failed", ""},
@@ -379,16 +383,51 @@ func TestDirectCaps(t *testing.T) {
 		{"huge typed array", `new Float64Array(2 ** 30)`, limited, "Float64Array of 8589934592 bytes", ""},
 		{"huge typed array through the constructor property", `new (new Uint8Array(1).constructor)(2 ** 40)`, limited, "Array buffer allocation failed", ""},
 		{"huge typed array through from", `Uint8Array.from({length: 2 ** 40})`, limited, "Array buffer allocation failed", ""},
-		// capBuffers wraps the constructors on first access (any of them).
-		{"typed array created after lazy install", `const a = new Uint8Array(1); new Float64Array(2 ** 30)`, limited, "Float64Array of 8589934592 bytes", ""},
-		{"ArrayBuffer after lazy install", `typeof Int8Array; new ArrayBuffer(2 ** 40)`, limited, "Array buffer allocation failed", ""},
-		{"lazy install after the built-ins are patched",
+		{"typed array after another", `const a = new Uint8Array(1); new Float64Array(2 ** 30)`, limited, "Float64Array of 8589934592 bytes", ""},
+		{"ArrayBuffer after a typed array", `typeof Int8Array; new ArrayBuffer(2 ** 40)`, limited, "Array buffer allocation failed", ""},
+		{"caps hold after the built-ins are patched",
 			`Proxy = function (t) { return t }; Reflect.construct = () => ({}); Object.defineProperty = () => {};
 			Object.getOwnPropertyDescriptor = () => undefined; Number = () => 0; Object.prototype.get = function () {};
+			Object.getPrototypeOf = () => null; Symbol.hasInstance; Array.prototype[Symbol.iterator] = function* () { yield 1 };
 			new Uint8Array(2 ** 40)`, limited, "Array buffer allocation failed", ""},
-		{"the lazy accessor's getter", `const C = Object.getOwnPropertyDescriptor(globalThis, "Int32Array").get(); new C(2 ** 40)`,
-			limited, "Array buffer allocation failed", ""},
-		{"frozen global before first access", `Object.freeze(globalThis); new Uint8Array(2 ** 40)`, limited, "Array buffer allocation failed", ""},
+		// An object argument is an array-like, an iterable or a source
+		// typed array: each of those allocates from what it says.
+		{"typed array from an array-like", `new Uint8Array({length: 2 ** 40})`, limited, "Uint8Array of 1099511627776 bytes", ""},
+		{"Float64Array from an array-like", `new Float64Array({length: 1e12})`, limited, "Float64Array of 8000000000000 bytes", ""},
+		{"typed array from a huge sparse array", `new Uint8Array(new Array(2 ** 30))`, limited, "Array buffer allocation failed", ""},
+		{"from of a huge sparse array", `Uint8Array.from(new Array(2 ** 30))`, limited, "Array buffer allocation failed", ""},
+		{"subclass from an array-like", `class B extends Int32Array {}; new B({length: 2 ** 40})`, limited, "Int32Array of", ""},
+		{"typed array widened from a typed array", `new Float64Array(new Uint8Array(16 << 20))`, limited, "Float64Array of 134217728 bytes", ""},
+		{"every way to the constructors leads to the cap", `const ways = [
+				() => new (new Uint8Array(1).constructor)(2 ** 40),
+				() => new (Object.getPrototypeOf(new Int8Array(1)).constructor)(2 ** 40),
+				() => new (new Uint8Array(4).buffer.constructor)(2 ** 40),
+				() => new (new Float32Array(2).map(x => x).constructor)(2 ** 40),
+				() => new (new Uint16Array(2).subarray(1).constructor)(2 ** 40),
+				() => Reflect.construct(Uint32Array, [2 ** 40]),
+				() => new (class extends BigInt64Array {})(2 ** 40),
+				() => new (Object.getOwnPropertyDescriptor(globalThis, "Uint8ClampedArray").value)(2 ** 40),
+				() => Float64Array.of.call(Float64Array, ...new Array(3)).constructor.from({length: 2 ** 40}),
+			];
+			return ways.map(f => { try { f(); return "allocated" } catch (e) { return e instanceof RangeError } })`,
+			limited, "", `[true,true,true,true,true,true,true,true,true]`},
+		{"built from an object as the original builds it", `let reads = 0;
+			const src = {get length() { reads++; return 3 }, 0: 1, 1: {valueOf() { reads++; return 2 }}, 2: 3};
+			const a = new Uint8Array(src);
+			const it = new Int16Array(new Set([4, 5]));
+			const m = new Uint8Array(new Map([[1, 2]]).keys());
+			const s = new Uint8Array(new String("12"));
+			class C extends Uint8Array {}
+			const c = new C({length: 2, 0: 7});
+			return [reads, Array.from(a), Array.from(it), Array.from(m), Array.from(s), c instanceof C, Array.from(c),
+				Uint8Array.from({length: 2}, (_, i) => i * 3).join(), new Uint8Array([1, 2, 3]).length]`,
+			limited, "", `[2,[1,2,3],[4,5],[1],[1,2],true,[7,0],"0,3",3]`},
+		{"instanceof the typed array constructors and their parent", `const TA = Object.getPrototypeOf(Uint8Array);
+			const u = new Uint8Array(1);
+			return [u instanceof Uint8Array, u instanceof TA, u instanceof Int8Array, new ArrayBuffer(1) instanceof ArrayBuffer,
+				u.buffer instanceof ArrayBuffer, {} instanceof Uint8Array, 1 instanceof Uint8Array]`,
+			limited, "", `[true,true,false,true,true,false,false]`},
+		{"frozen global", `Object.freeze(globalThis); new Uint8Array(2 ** 40)`, limited, "Array buffer allocation failed", ""},
 		{"globals stay assignable and deletable", `Int8Array = 5; delete globalThis.Int16Array; Object.freeze(globalThis);
 			const d = Object.getOwnPropertyDescriptor(globalThis, "Uint8Array");
 			return [Int8Array, typeof Int16Array, new Uint8Array(1).constructor === Uint8Array, d.writable, d.enumerable, new Uint32Array(2).length]`,
@@ -424,4 +463,16 @@ func TestDirectCaps(t *testing.T) {
 			}
 		})
 	}
+	t.Run("typed array from an endless iterable", func(t *testing.T) {
+		t.Parallel()
+		w := NewMemoryWatchdog(MemoryWatchdogOptions{})
+		t.Cleanup(w.Close)
+		// The list of values is refused past the limit, unless the watchdog
+		// stops the run first.
+		_, err := run(t, `new Uint8Array((function* () { for (;;) yield 1 })())`, "", Limits{MaxMemory: 1 << 20, Memory: w}, Host{})
+		var serr *Error
+		if !errors.As(err, &serr) || !(serr.Kind == KindMemory || serr.Class == "RangeError" && strings.Contains(serr.Message, "Array buffer allocation failed")) {
+			t.Fatalf("err = %#v, want a RangeError or KindMemory", err)
+		}
+	})
 }

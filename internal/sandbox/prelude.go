@@ -8,14 +8,40 @@ import (
 	"github.com/dop251/goja/parser"
 )
 
-// Prelude is trusted JavaScript that runs before a run's code (see
-// Host.Prelude). It is compiled once and may run in many VMs at once.
+// Prelude is trusted JavaScript that builds globals for the code on top
+// of host functions (see Host.Prelude). It is compiled once and may run in
+// many VMs at once.
+//
+// It is one function expression, called with two arguments, host (the
+// object built from Host.PreludeHost) and js (helpers, below), that
+// returns an object with one builder function per name in
+// Host.PreludeGlobals. The prelude runs when the code first uses one of
+// those globals, and then that global's builder: the global (writable,
+// configurable, not enumerable) holds what the builder returns, exactly
+// as if the prelude had built it before the code ran. A run that never
+// uses them never pays for them.
+//
+// So the prelude may run after the code has replaced built-ins (Object,
+// String, Object.prototype's methods, getters and setters on
+// Object.prototype, Array.prototype). It must rely on syntax and on js
+// only, which the code cannot reach or change:
+//
+//   - js.define(obj, key, value): a writable, enumerable, configurable data
+//     property, also for keys like __proto__;
+//   - js.lazy(obj, key, build): the same, holding build()'s value, built on
+//     first use (before that the property is an accessor);
+//   - js.string(v): String(v);
+//   - js.hasOwn(obj, key): Object.prototype.hasOwnProperty.call(obj, key).
+//
+// Object and array literals are safe (they define, not assign); method
+// calls on built-in prototypes are not. What the prelude or a builder
+// throws is a fault of the host: the run fails with an internal error.
 type Prelude struct {
 	prg *goja.Program
 }
 
 // CompilePrelude compiles src, which must be exactly one function
-// expression, e.g. `(function (host) { 'use strict'; globalThis.x = … })`.
+// expression, e.g. `(function (host, js) { 'use strict'; return {x: function () { … }}; })`.
 // name appears in the positions of errors it throws.
 func CompilePrelude(name, src string) (*Prelude, error) {
 	file, err := parser.ParseFile(nil, name, src, 0, parserOptions...)
@@ -42,25 +68,4 @@ func isFunctionExpression(p *ast.Program) bool {
 	}
 	_, ok = st.Expression.(*ast.FunctionLiteral)
 	return ok
-}
-
-// runPrelude calls the prelude with the object built from
-// Host.PreludeHost. A failure is the host's fault, not the code's.
-func (e *execution) runPrelude() error {
-	v, err := e.vm.RunProgram(e.host.Prelude.prg)
-	if err != nil {
-		return fmt.Errorf("sandbox: prelude: %w", err)
-	}
-	fn, ok := goja.AssertFunction(v)
-	if !ok {
-		return fmt.Errorf("sandbox: prelude: not a function")
-	}
-	hostObj, err := e.hostValue("host", e.host.PreludeHost)
-	if err != nil {
-		return err
-	}
-	if _, err := fn(goja.Undefined(), hostObj); err != nil {
-		return fmt.Errorf("sandbox: prelude: %w", err)
-	}
-	return nil
 }

@@ -36,6 +36,30 @@ var parserOptions = []parser.Option{parser.WithDisableSourceMaps}
 type Program struct {
 	prg  *goja.Program
 	size int // bytes of the body, checked against Limits.MaxCodeBytes at run time
+
+	// sync is set when the body cannot await and cannot reach the
+	// function it is the body of (see isSyncBody). prg is then a plain
+	// function, called through the trampoline (see execution.call): that
+	// spares the run the promise machinery an async function builds on
+	// every call, which is most of the cost of a small run.
+	sync bool
+}
+
+// isSyncBody reports whether body, as the body of an async function, can
+// be run as the body of a plain function with the same outcome: it holds
+// no await (so it runs to its end in one go, as an async function does up
+// to its first await), nor anything that could observe which kind of
+// function it runs in (arguments.callee, also through eval). An escape
+// sequence could spell any of those, so any backslash-u disqualifies it.
+// The test is on the text, so a word in a comment or a string also makes
+// the body async, which is always correct.
+func isSyncBody(body string) bool {
+	for _, word := range []string{"await", "arguments", "eval", `\u`} {
+		if strings.Contains(body, word) {
+			return false
+		}
+	}
+	return true
 }
 
 // Compile compiles body as the body of `async function (input, ctx)`.
@@ -62,17 +86,24 @@ func compile(header, body string) (*Program, error) {
 	if err != nil {
 		return nil, syntaxError(err, lines)
 	}
-	if !isWrappedFunction(file) {
+	fn := wrappedFunction(file)
+	if fn == nil {
 		// Something like `}); evil(); (async function () {` balanced the
 		// braces differently: refuse it rather than run code outside the
 		// function we hand input to.
 		return nil, &Error{Kind: KindSyntax, Class: "SyntaxError", Message: "SyntaxError: unbalanced braces: the code closes the function it runs in"}
 	}
+	sync := isSyncBody(body)
+	if sync {
+		// Parsed as an async function (which decides what is valid code),
+		// compiled as a plain one: without await the body is the same.
+		fn.Async = false
+	}
 	prg, err := goja.CompileAST(file, false)
 	if err != nil {
 		return nil, syntaxError(err, lines)
 	}
-	return &Program{prg: prg, size: len(body)}, nil
+	return &Program{prg: prg, size: len(body), sync: sync}, nil
 }
 
 // CheckSyntax reports whether body compiles, with the error Compile gives.
@@ -83,19 +114,22 @@ func CheckSyntax(body string) error {
 	return err
 }
 
-// isWrappedFunction reports whether the parsed wrapper is exactly one
-// expression statement holding one async function literal, i.e. the body did
-// not escape the function.
-func isWrappedFunction(p *ast.Program) bool {
+// wrappedFunction returns the wrapper's function literal if the parsed
+// wrapper is exactly one expression statement holding one async function
+// literal, i.e. the body did not escape the function; else nil.
+func wrappedFunction(p *ast.Program) *ast.FunctionLiteral {
 	if len(p.Body) != 1 {
-		return false
+		return nil
 	}
 	st, ok := p.Body[0].(*ast.ExpressionStatement)
 	if !ok {
-		return false
+		return nil
 	}
 	fn, ok := st.Expression.(*ast.FunctionLiteral)
-	return ok && fn.Async && !fn.Generator
+	if !ok || !fn.Async || fn.Generator {
+		return nil
+	}
+	return fn
 }
 
 // syntaxError turns a parser or compiler error into a KindSyntax *Error

@@ -41,8 +41,9 @@ type Limits struct {
 	// either unset the run's memory is not accounted (see MemoryWatchdog
 	// for how, and how precisely, heap is charged to a run). With both set,
 	// the run also gets the direct caps on single huge allocations:
-	// Array.prototype.fill and join and Array.from of an array-like beyond
-	// 4 M elements, ArrayBuffer and typed arrays beyond MaxMemory.
+	// Array.prototype.fill and join and Array.from of an array or an
+	// array-like beyond 4 M elements, ArrayBuffer and typed arrays beyond
+	// MaxMemory.
 	MaxMemory int64
 	Memory    *MemoryWatchdog
 }
@@ -62,12 +63,14 @@ func (l Limits) withDefaults() Limits {
 
 // Host is what the code may reach beyond the language itself.
 type Host struct {
-	// Globals are installed on the global object. A value may be a Func or an
-	// AsyncFunc (or a func with the same signature), a map[string]any (a
-	// namespace object whose values follow the same rules, e.g. api.math.add),
-	// a json.RawMessage, or anything encoding/json can marshal, which the code
-	// sees as plain data. Go values are never exposed as wrapped objects, so
-	// the code cannot reach Go methods or fields.
+	// Globals are installed on the global object. A value may be a Func, an
+	// AsyncFunc or a ParkFunc (or a func with the same signature), a
+	// map[string]any (a namespace object whose values follow the same rules,
+	// e.g. api.math.add; its keys are plain keys, __proto__ too), a Lazy (a
+	// value built on first read), a json.RawMessage, or anything
+	// encoding/json can marshal, which the code sees as plain data. Go values
+	// are never exposed as wrapped objects, so the code cannot reach Go
+	// methods or fields.
 	Globals map[string]any
 
 	// Console receives console.log/info/debug/warn/error output, one call per
@@ -75,14 +78,18 @@ type Host struct {
 	// per run (see console.go). Nil discards it.
 	Console func(level, msg string)
 
-	// Prelude, if set, runs once before the code, after Globals are
-	// installed: it is called with one argument, an object built from
-	// PreludeHost by the rules of Globals, and installs what it wants on
-	// globalThis. Host functions handed to it that way stay in its closure,
-	// out of the code's reach, so it can build a runtime API (argument
-	// checks, composition of host calls) in JavaScript on top of them.
-	Prelude     *Prelude
-	PreludeHost map[string]any
+	// Prelude, if set, builds the globals named by PreludeGlobals, in
+	// JavaScript on top of host functions: it is called with an object
+	// built from PreludeHost by the rules of Globals (a Lazy value is
+	// converted when the prelude first reads it) and returns a builder per
+	// global (see Prelude). Host functions handed to it that way stay in
+	// its closure, out of the code's reach, so it can build a runtime API
+	// (argument checks, composition of host calls) on top of them. It runs
+	// when the code first uses one of those globals, never if it uses none,
+	// and then behaves as if it had run before the code.
+	Prelude        *Prelude
+	PreludeGlobals []string
+	PreludeHost    map[string]any
 
 	// Now, if set, is the clock of Date.now() and new Date() (without
 	// arguments); Random, if set, is the source of Math.random(). A host
@@ -102,8 +109,8 @@ type EventKind int
 
 const (
 	// EventResult: an AsyncFunc call settled; Seq is the call's number (in
-	// call order, from 0), Func the host path of the function, Result or
-	// Err what it settled with.
+	// call order, from 0), Func the host path of the function, Args what
+	// it was called with, Result or Err what it settled with.
 	EventResult EventKind = iota + 1
 	// EventTimer: a timer fired; Seq is the id setTimeout/setInterval returned.
 	EventTimer
@@ -114,6 +121,7 @@ type Event struct {
 	Kind   EventKind
 	Seq    uint64
 	Func   string
+	Args   []json.RawMessage
 	Result json.RawMessage
 	Err    string // the rejection message; empty if the call succeeded
 }
@@ -231,6 +239,9 @@ type execution struct {
 
 	console consoleState
 
+	// prelude holds the builders the prelude returned, once it has run.
+	prelude *goja.Object
+
 	// killed is closed, and cause set before, when the run is stopped
 	// from outside the code: time limit, memory, cancellation, halt.
 	killOnce sync.Once
@@ -303,104 +314,164 @@ func (e *execution) release() {
 	}
 }
 
-// prepare sets the VM up and returns the body's function with its two
+// prepare sets the VM up and returns the code's function with its two
 // arguments; both a run to completion and a live (pausable) run start here.
-func (e *execution) prepare(p *Program, input, ctxJSON json.RawMessage) (fn goja.Callable, inputVal, ctxVal goja.Value, err error) {
+func (e *execution) prepare(p *Program, input, ctxJSON json.RawMessage) (c *codeCall, err error) {
 	if err := e.setup(); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	if inputVal, err = e.parseJSON(input); err != nil {
-		return nil, nil, nil, e.hostError("input", err)
+	c = &codeCall{sync: p.sync}
+	if c.input, err = e.parseJSON(input); err != nil {
+		return nil, e.hostError("input", err)
 	}
-	if ctxVal, err = e.parseJSON(ctxJSON); err != nil {
-		return nil, nil, nil, e.hostError("ctx", err)
+	if c.ctx, err = e.parseJSON(ctxJSON); err != nil {
+		return nil, e.hostError("ctx", err)
 	}
-	if fn, err = e.function(p); err != nil {
-		return nil, nil, nil, err
+	if c.fn, err = e.vm.RunProgram(p.prg); err != nil {
+		return nil, e.jsError(err)
 	}
-	return fn, inputVal, ctxVal, nil
+	return c, nil
+}
+
+// codeCall is the code's function, ready to be called once.
+type codeCall struct {
+	fn, input, ctx goja.Value
+	sync           bool // see Program.sync
+}
+
+// outcome is what calling the code's function gave: the promise the run
+// waits for, or, for a sync body that returned no thenable, its value.
+type outcome struct {
+	promise *goja.Promise
+	value   goja.Value
 }
 
 func (e *execution) run(p *Program, input, ctxJSON json.RawMessage) (json.RawMessage, error) {
-	fn, inputVal, ctxVal, err := e.prepare(p, input, ctxJSON)
+	c, err := e.prepare(p, input, ctxJSON)
 	if err != nil {
 		return nil, err
 	}
-	promise, err := e.call(fn, inputVal, ctxVal)
+	out, err := e.call(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.loop(promise); err != nil {
+	if out.promise == nil {
+		return e.result(out.value)
+	}
+	if err := e.loop(out.promise); err != nil {
 		if errors.Is(err, errPaused) {
 			return nil, &Error{Kind: KindRuntime, Message: "the function's promise never settles: it waits for a parked " +
 				"host call, which only a live run (Start) can answer"}
 		}
 		return nil, err
 	}
-	return e.settle(promise)
+	return e.settle(out.promise)
 }
 
-// function evaluates the compiled wrapper to the async function it defines.
-func (e *execution) function(p *Program) (goja.Callable, error) {
-	fnVal, err := e.vm.RunProgram(p.prg)
-	if err != nil {
-		return nil, e.jsError(err)
-	}
-	fn, ok := goja.AssertFunction(fnVal)
-	if !ok {
-		return nil, errors.New("sandbox: the compiled code is not a function")
-	}
-	return fn, nil
-}
-
-// call calls the async function, which runs it up to its first await (goja
-// drains the microtasks it queued before returning here), and returns its
-// promise.
-func (e *execution) call(fn goja.Callable, args ...goja.Value) (*goja.Promise, error) {
-	res, err := fn(goja.Undefined(), args...)
-	if err != nil {
-		return nil, e.jsError(err)
-	}
-	promise, ok := res.Export().(*goja.Promise)
-	if !ok {
-		return nil, errors.New("sandbox: the async function did not return a promise")
-	}
-	return promise, nil
-}
-
-// setup prepares the global object: bootstrap helpers, console, string
-// caps, timers, then the host's globals, which may override any of them.
-func (e *execution) setup() error {
-	g := e.vm.GlobalObject()
-	// GoError is goja's own constructor for wrapped Go errors: not part of
-	// the language, and nothing the code needs.
-	if err := g.Delete("GoError"); err != nil {
-		return fmt.Errorf("sandbox: removing GoError: %w", err)
-	}
-
-	boot, err := e.vm.RunProgram(bootstrapProgram())
-	if err != nil {
-		return fmt.Errorf("sandbox: bootstrap: %w", err)
-	}
-	bootFn, _ := goja.AssertFunction(boot)
-	helpers, err := bootFn(goja.Undefined())
-	if err != nil {
-		return fmt.Errorf("sandbox: bootstrap: %w", err)
-	}
-	h := helpers.ToObject(e.vm)
-	for _, x := range []struct {
-		name string
-		dst  *goja.Callable
-	}{
-		{"parse", &e.js.parse}, {"stringify", &e.js.stringify}, {"describe", &e.js.describe},
-		{"formatArg", &e.js.formatArg}, {"newError", &e.js.newError}, {"classOf", &e.js.classOf},
-		{"strictStringify", &e.js.strictStringify},
-	} {
-		fn, ok := goja.AssertFunction(h.Get(x.name))
+// call calls the code's function (goja drains the microtasks it queued
+// before returning here). An async function runs up to its first await
+// and gives its promise. A sync body (Program.sync) is called through the
+// trampoline, a strict function that hands what the body returns to
+// followResult before it returns itself: exactly where an async function
+// would resolve its promise with it, before the microtasks the body
+// queued run, so everything the code can observe happens in the same order.
+func (e *execution) call(c *codeCall) (outcome, error) {
+	if !c.sync {
+		fn, ok := goja.AssertFunction(c.fn)
 		if !ok {
-			return fmt.Errorf("sandbox: bootstrap did not return %s", x.name)
+			return outcome{}, errors.New("sandbox: the compiled code is not a function")
 		}
-		*x.dst = fn
+		res, err := fn(goja.Undefined(), c.input, c.ctx)
+		if err != nil {
+			return outcome{}, e.jsError(err)
+		}
+		promise, ok := res.Export().(*goja.Promise)
+		if !ok {
+			return outcome{}, errors.New("sandbox: the async function did not return a promise")
+		}
+		return outcome{promise: promise}, nil
+	}
+	t, err := e.vm.RunProgram(trampolineProgram())
+	if err != nil {
+		return outcome{}, e.jsError(err)
+	}
+	tramp, ok := goja.AssertFunction(t)
+	if !ok {
+		return outcome{}, errors.New("sandbox: trampoline.js is not a function")
+	}
+	var followed *goja.Promise
+	follow := e.vm.ToValue(func(call goja.FunctionCall) goja.Value {
+		v, p := e.followResult(call.Argument(0))
+		followed = p
+		return v
+	})
+	res, err := tramp(goja.Undefined(), c.fn, c.input, c.ctx, follow)
+	if err != nil {
+		return outcome{}, e.jsError(err)
+	}
+	if followed != nil {
+		return outcome{promise: followed}, nil
+	}
+	return outcome{value: res}, nil
+}
+
+// followResult does with the value a sync body returned what an async
+// function's promise does when resolved with it: a thenable (an object
+// whose then, read once, is callable) is followed through a promise, by a
+// job queued now that calls then with the promise's resolving functions;
+// anything else is the result as it is. Only a thenable makes a promise
+// (and so materialises goja's Promise).
+func (e *execution) followResult(v goja.Value) (goja.Value, *goja.Promise) {
+	obj, ok := v.(*goja.Object)
+	if !ok {
+		return v, nil
+	}
+	then, ok := goja.AssertFunction(obj.Get("then"))
+	if !ok {
+		return v, nil
+	}
+	p, resolve, _ := e.vm.NewPromise()
+	// Resolving with a thenable of our own, whose then calls the code's
+	// with the code's value as this, queues the job without reading the
+	// code's then a second time.
+	w := e.vm.CreateObject(nil)
+	_ = w.DefineDataProperty("then", e.vm.ToValue(func(call goja.FunctionCall) goja.Value {
+		if _, err := then(obj, call.Arguments...); err != nil {
+			panic(err)
+		}
+		return goja.Undefined()
+	}), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+	if err := resolve(w); err != nil {
+		panic(err)
+	}
+	return e.vm.ToValue(p), p
+}
+
+// trampolineSource calls a sync body as the async wrapper would be
+// called (this undefined) and hands what it returns to follow.
+const trampolineSource = `(function (body, input, ctx, follow) {
+	'use strict';
+	return follow(body(input, ctx));
+})`
+
+var trampolineProgram = sync.OnceValue(func() *goja.Program {
+	return goja.MustCompile("trampoline.js", trampolineSource, true)
+})
+
+// setup prepares the global object. Only what every run needs at once,
+// or what must be captured before the code can change it, is done here;
+// the console and the prelude's globals are built on first use, and each
+// built-in is materialised by goja only when something touches it.
+//
+// goja's global GoError constructor (for Go errors thrown into JS) is left
+// in place: removing it would materialise it in every VM, and hiding it
+// buys nothing. It is a plain Error subclass, and the runtime makes its
+// instances, with the Go error in a "value" property, only for Go
+// functions exposed by reflection and Go values with MarshalJSON, none of
+// which the sandbox ever hands to the code.
+func (e *execution) setup() error {
+	if err := e.captureIntrinsics(); err != nil {
+		return err
 	}
 	if err := e.installConsole(); err != nil {
 		return fmt.Errorf("sandbox: installing console: %w", err)
@@ -419,19 +490,35 @@ func (e *execution) setup() error {
 		}
 	}
 
-	for name, fn := range map[string]func(goja.FunctionCall) goja.Value{
-		"setTimeout":    func(c goja.FunctionCall) goja.Value { return e.setTimer(c, false) },
-		"setInterval":   func(c goja.FunctionCall) goja.Value { return e.setTimer(c, true) },
-		"clearTimeout":  e.clearTimer,
-		"clearInterval": e.clearTimer,
+	g := e.vm.GlobalObject()
+	for _, t := range []struct {
+		name string
+		fn   func(goja.FunctionCall) goja.Value
+	}{
+		{"setTimeout", func(c goja.FunctionCall) goja.Value { return e.setTimer(c, false) }},
+		{"setInterval", func(c goja.FunctionCall) goja.Value { return e.setTimer(c, true) }},
+		{"clearTimeout", e.clearTimer},
+		{"clearInterval", e.clearTimer},
 	} {
-		if err := g.DefineDataProperty(name, e.vm.ToValue(fn), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
-			return fmt.Errorf("sandbox: installing %s: %w", name, err)
+		if err := g.DefineDataProperty(t.name, e.vm.ToValue(t.fn), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+			return fmt.Errorf("sandbox: installing %s: %w", t.name, err)
 		}
 	}
 
 	for name, v := range e.host.Globals {
-		jv, err := e.hostValue(name, v)
+		if lazy, ok := v.(Lazy); ok {
+			if err := e.defineLazy(g, name, true, func() goja.Value {
+				jv, err := e.hostValue(name, lazy(), false)
+				if err != nil {
+					panic(hostFault{err})
+				}
+				return jv
+			}); err != nil {
+				return fmt.Errorf("sandbox: installing global %s: %w", name, err)
+			}
+			continue
+		}
+		jv, err := e.hostValue(name, v, false)
 		if err != nil {
 			return err
 		}
@@ -439,10 +526,7 @@ func (e *execution) setup() error {
 			return fmt.Errorf("sandbox: installing global %s: %w", name, err)
 		}
 	}
-	if e.host.Prelude != nil {
-		return e.runPrelude()
-	}
-	return nil
+	return e.installPreludeGlobals()
 }
 
 // loop drives the event loop until the promise settles: AsyncFunc
@@ -527,26 +611,45 @@ func (e *execution) settle(p *goja.Promise) (json.RawMessage, error) {
 	if p.State() == goja.PromiseStateRejected {
 		return nil, e.thrown(p.Result())
 	}
-	stringify := e.js.stringify
+	return e.result(p.Result())
+}
+
+// result is the JSON of what the code's function resolved with.
+func (e *execution) result(v goja.Value) (json.RawMessage, error) {
 	if e.strictResult {
-		stringify = e.js.strictStringify
+		s, err := e.strictStringify(v)
+		if err != nil {
+			return nil, e.jsError(err)
+		}
+		if goja.IsUndefined(s) {
+			return nil, nil
+		}
+		// A goja string is UTF-16 inside; its length bounds the UTF-8 size
+		// from below, so a string already past the cap is refused before
+		// converting.
+		if str, ok := s.(goja.String); ok && str.Length() > e.lim.MaxResultBytes {
+			return nil, resultTooLarge(str.Length(), e.lim.MaxResultBytes)
+		}
+		return e.sized(s.String())
 	}
-	s, err := stringify(goja.Undefined(), p.Result())
+	var out string
+	var ok bool
+	err := e.guard(func() {
+		var serr error
+		if out, ok, serr = e.stringify(v); serr != nil {
+			panic(serr)
+		}
+	})
 	if err != nil {
 		return nil, e.jsError(err)
 	}
-	if goja.IsUndefined(s) { // undefined (strict), or also a function or a symbol
-		if e.strictResult {
-			return nil, nil
-		}
+	if !ok { // undefined, a function or a symbol
 		return json.RawMessage("null"), nil
 	}
-	// A goja string is UTF-16 inside; its length bounds the UTF-8 size from
-	// below, so a string already past the cap is refused before converting.
-	if str, ok := s.(goja.String); ok && str.Length() > e.lim.MaxResultBytes {
-		return nil, resultTooLarge(str.Length(), e.lim.MaxResultBytes)
-	}
-	out := s.String()
+	return e.sized(out)
+}
+
+func (e *execution) sized(out string) (json.RawMessage, error) {
 	if len(out) > e.lim.MaxResultBytes {
 		return nil, resultTooLarge(len(out), e.lim.MaxResultBytes)
 	}
@@ -598,16 +701,15 @@ func (e *execution) jsError(err error) error {
 
 // thrown is the KindRuntime error for a value the code threw or rejected with.
 func (e *execution) thrown(v goja.Value) error {
-	msg, err := e.js.describe(goja.Undefined(), v)
-	if err != nil {
-		// describe catches what it can; only an interrupt gets here.
+	msg, err := e.describe(v)
+	if err != nil { // only an interrupt or a stack overflow gets here
 		return e.jsError(err)
 	}
-	class, err := e.js.classOf(goja.Undefined(), v)
+	class, err := e.classOf(v)
 	if err != nil {
 		return e.jsError(err)
 	}
-	return &Error{Kind: KindRuntime, Class: class.String(), Message: truncate(msg.String(), maxErrorMessageBytes)}
+	return &Error{Kind: KindRuntime, Class: class, Message: truncate(msg, maxErrorMessageBytes)}
 }
 
 // hostError reports a bad value handed in by the caller (not the code).
@@ -617,15 +719,6 @@ func (e *execution) hostError(what string, err error) error {
 		return serr
 	}
 	return fmt.Errorf("sandbox: %s is not valid JSON: %v", what, err)
-}
-
-// parseJSON turns JSON into a JS value with the VM's own (captured) JSON.parse.
-func (e *execution) parseJSON(raw json.RawMessage) (goja.Value, error) {
-	v, err := e.js.parse(goja.Undefined(), e.vm.ToValue(string(raw)))
-	if err != nil {
-		return nil, e.jsError(err)
-	}
-	return v, nil
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence.

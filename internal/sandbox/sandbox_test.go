@@ -258,9 +258,13 @@ func TestNoHostAccess(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"no node or goja globals", `return [typeof require, typeof process, typeof fetch, typeof module, typeof exports,
-			typeof GoError, typeof Deno, typeof Bun, typeof XMLHttpRequest, typeof WebSocket, typeof importScripts]`,
-			`["undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined"]`},
+		{"no node or host globals", `return [typeof require, typeof process, typeof fetch, typeof module, typeof exports,
+			typeof Deno, typeof Bun, typeof XMLHttpRequest, typeof WebSocket, typeof importScripts]`,
+			`["undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined"]`},
+		// goja's GoError is left in place (see setup): a plain Error
+		// subclass that reaches nothing of the host.
+		{"GoError is an Error", `const e = new GoError("x"); return [e instanceof Error, e.message, Object.keys(e), typeof e.value]`,
+			`[true,"x",[],"undefined"]`},
 		{"Function constructor sees only the sandbox global",
 			`const g = ({}).constructor.constructor("return this")(); return [g === globalThis, typeof g.require, typeof g.process]`,
 			`[true,"undefined","undefined"]`},
@@ -273,7 +277,7 @@ func TestNoHostAccess(t *testing.T) {
 				"Uint16Array","Int16Array","Uint32Array","Int32Array","Float32Array","Float64Array","BigInt64Array",
 				"BigUint64Array","Symbol","WeakSet","WeakMap","Map","Set","Promise","globalThis","NaN","undefined","Infinity",
 				"isNaN","parseInt","parseFloat","isFinite","decodeURI","decodeURIComponent","encodeURI","encodeURIComponent",
-				"escape","unescape","console","setTimeout","setInterval","clearTimeout","clearInterval"]);
+				"escape","unescape","console","setTimeout","setInterval","clearTimeout","clearInterval","GoError"]);
 			return Object.getOwnPropertyNames(globalThis).filter(n => !allowed.has(n))`, `[]`},
 		// goja resolves sourceMappingURL comments by reading the local file
 		// system unless told not to; /dev/zero would never finish reading.
@@ -567,6 +571,21 @@ func BenchmarkProgramRunReturn1(b *testing.B) {
 	}
 	for b.Loop() {
 		if _, err := p.Run(ctx, nil, nil, Limits{}, Host{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRunReturn1MemoryLimit is BenchmarkRunReturn1 with a memory
+// limit, as monday executions run: the caps that make the limit
+// enforceable (arrays, typed arrays) come with it.
+func BenchmarkRunReturn1MemoryLimit(b *testing.B) {
+	w := NewMemoryWatchdog(MemoryWatchdogOptions{})
+	b.Cleanup(w.Close)
+	lim := Limits{MaxMemory: 128 << 20, Memory: w}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := RunFunction(ctx, `return 1`, nil, nil, lim, Host{}); err != nil {
 			b.Fatal(err)
 		}
 	}
