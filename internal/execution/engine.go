@@ -102,6 +102,13 @@ type Limits struct {
 	MaxCodeBytes                 int
 }
 
+// Bounds of the engine's cache of compiled code (sandbox.ProgramCache):
+// past either it starts over.
+const (
+	maxCachedPrograms    = 1024
+	maxCachedProgramCode = 16 << 20
+)
+
 // Engine runs monday executions: pausable JavaScript with the atp and api
 // runtime (see the package doc). It is safe for concurrent use.
 type Engine struct {
@@ -109,6 +116,7 @@ type Engine struct {
 	log      *slog.Logger
 	cache    Cache
 	prelude  *sandbox.Prelude
+	programs *sandbox.ProgramCache // the executions' code, compiled
 	watchdog *sandbox.MemoryWatchdog
 	now      func() time.Time
 
@@ -167,6 +175,9 @@ func NewEngine(cfg Config) *Engine {
 		log:     logger(cfg.Logger),
 		cache:   cfg.Cache,
 		prelude: prelude,
+		// An agent may send the same script again (a retry, a loop of
+		// the same query): compiling it is a good part of a small run.
+		programs: sandbox.NewProgramCache(sandbox.CompileCode, maxCachedPrograms, maxCachedProgramCode),
 		watchdog: sandbox.NewMemoryWatchdog(sandbox.MemoryWatchdogOptions{
 			Interval: cfg.MemorySampleInterval, HeapLimit: cfg.HeapLimit,
 		}),
@@ -273,7 +284,7 @@ func (e *Engine) Execute(ctx context.Context, req Request) (*Result, error) {
 	if res, err := e.reserve(id, key); res != nil || err != nil {
 		return res, err
 	}
-	prg, err := sandbox.CompileCode(req.Code)
+	prg, err := e.programs.Program(req.Code)
 	if err != nil {
 		e.unreserve(key)
 		return e.failed(id, err, Stats{}), nil

@@ -495,3 +495,20 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+// The same code is compiled once and shared, and each execution still
+// gets a VM of its own: what one run leaves on its globals, the next does
+// not see.
+func TestExecuteSharesCompiledCode(t *testing.T) {
+	e := newEngine(t, Config{})
+	code := `globalThis.runs = (globalThis.runs || 0) + 1; return runs`
+	for range 3 {
+		res, err := e.Execute(context.Background(), Request{Owner: "c1", Code: code})
+		if err != nil || res.Status != StatusCompleted || string(res.Result) != "1" {
+			t.Fatalf("got %v %s, want completed with 1", err, dump(res))
+		}
+	}
+	if n := e.programs.Len(); n != 1 {
+		t.Errorf("%d programs cached for one code, want 1", n)
+	}
+}

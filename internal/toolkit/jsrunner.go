@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/atp-server/atp-server/internal/sandbox"
@@ -40,15 +39,12 @@ type JSOptions struct {
 // the code are *ToolError (execution_error, timeout, result_too_large); a
 // canceled ctx comes back as ctx.Err().
 func NewJSRunner(o JSOptions) Runner {
-	return &jsRunner{opts: o, programs: make(map[string]*sandbox.Program)}
+	return &jsRunner{opts: o, programs: sandbox.NewProgramCache(sandbox.Compile, maxCachedPrograms, maxCachedProgramCode)}
 }
 
 type jsRunner struct {
-	opts JSOptions
-
-	mu        sync.Mutex
-	programs  map[string]*sandbox.Program // by code: the same code compiles to the same program
-	codeBytes int
+	opts     JSOptions
+	programs *sandbox.ProgramCache // by code: the same code compiles to the same program
 }
 
 // jsContext is the ctx argument a js tool sees.
@@ -59,7 +55,7 @@ type jsContext struct {
 }
 
 func (r *jsRunner) Run(ctx context.Context, call *Call) (json.RawMessage, error) {
-	prog, err := r.program(call.Tool.Executor.Code)
+	prog, err := r.programs.Program(call.Tool.Executor.Code)
 	if err != nil {
 		return nil, r.toolError(ctx, err)
 	}
@@ -90,32 +86,6 @@ func (r *jsRunner) timeout(t *Tool) time.Duration {
 		d = r.opts.Timeout
 	}
 	return min(d, maxToolTimeout)
-}
-
-// program compiles code once and keeps it; compiling is most of the cost of
-// a small tool call.
-func (r *jsRunner) program(code string) (*sandbox.Program, error) {
-	r.mu.Lock()
-	p, ok := r.programs[code]
-	r.mu.Unlock()
-	if ok {
-		return p, nil
-	}
-	p, err := sandbox.Compile(code)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.programs[code]; !ok {
-		if len(r.programs) >= maxCachedPrograms || r.codeBytes+len(code) > maxCachedProgramCode {
-			clear(r.programs)
-			r.codeBytes = 0
-		}
-		r.programs[code] = p
-		r.codeBytes += len(code)
-	}
-	return p, nil
 }
 
 // toolError maps a sandbox failure to what the caller reads.

@@ -136,10 +136,8 @@ func TestJSRunnerCachesPrograms(t *testing.T) {
 	if _, err := r.Run(t.Context(), jsCall("return 2", `{}`)); err != nil {
 		t.Fatal(err)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.programs) != 2 {
-		t.Errorf("cache holds %d programs, want 2", len(r.programs))
+	if n := r.programs.Len(); n != 2 {
+		t.Errorf("cache holds %d programs, want 2", n)
 	}
 }
 
