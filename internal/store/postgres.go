@@ -368,24 +368,39 @@ func (e *pgEngine) ListAPIKeys(ctx context.Context) ([]*toolkit.APIKey, error) {
 }
 
 func scanPGAPIKey(row pgx.Row) (*toolkit.APIKey, error) {
-	var (
-		k                   toolkit.APIKey
-		toolkits, redirects []byte
-		err                 error
-	)
-	err = row.Scan(&k.ID, &k.Name, &k.Kind, &toolkits, &k.ToolkitID, &redirects, &k.Prefix, &k.Hash,
-		&k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
-	if err != nil {
+	var r pgAPIKeyRow
+	if err := row.Scan(r.dest(make([]any, 0, 11))...); err != nil {
 		return nil, err
 	}
+	return r.key()
+}
+
+// pgAPIKeyRow is an api_keys row being scanned, so that a query that
+// reads a key with something else (FindSessionWithKey) scans it as
+// scanPGAPIKey does.
+type pgAPIKeyRow struct {
+	k                   toolkit.APIKey
+	toolkits, redirects []byte
+}
+
+// dest appends the scan destinations of pgAPIKeyColumns, in order.
+func (r *pgAPIKeyRow) dest(into []any) []any {
+	return append(into, &r.k.ID, &r.k.Name, &r.k.Kind, &r.toolkits, &r.k.ToolkitID, &r.redirects,
+		&r.k.Prefix, &r.k.Hash, &r.k.CreatedAt, &r.k.LastUsedAt, &r.k.RevokedAt)
+}
+
+// key finishes the scanned key.
+func (r *pgAPIKeyRow) key() (*toolkit.APIKey, error) {
+	k := &r.k
 	k.CreatedAt, k.LastUsedAt, k.RevokedAt = k.CreatedAt.UTC(), utcPtr(k.LastUsedAt), utcPtr(k.RevokedAt)
-	if k.Toolkits, err = decodeStrings(toolkits); err != nil {
+	var err error
+	if k.Toolkits, err = decodeStrings(r.toolkits); err != nil {
 		return nil, err
 	}
-	if k.OAuthRedirectURLs, err = decodeStrings(redirects); err != nil {
+	if k.OAuthRedirectURLs, err = decodeStrings(r.redirects); err != nil {
 		return nil, err
 	}
-	return &k, nil
+	return k, nil
 }
 
 func (e *pgEngine) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {

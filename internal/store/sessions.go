@@ -17,15 +17,17 @@ import (
 type sessionEngine interface {
 	CreateSession(ctx context.Context, s *toolkit.Session) error
 	FindSession(ctx context.Context, id string) (*toolkit.Session, error)
+	FindSessionWithKey(ctx context.Context, id string) (*toolkit.Session, *toolkit.APIKey, error)
 	ExtendSession(ctx context.Context, id string, now, until time.Time) error
 	DeleteSession(ctx context.Context, id string) error
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
 }
 
 var (
-	_ toolkit.SessionStore = (*DB)(nil)
-	_ sessionEngine        = (*pgEngine)(nil)
-	_ sessionEngine        = (*sqliteEngine)(nil)
+	_ toolkit.SessionStore     = (*DB)(nil)
+	_ toolkit.SessionKeyFinder = (*DB)(nil)
+	_ sessionEngine            = (*pgEngine)(nil)
+	_ sessionEngine            = (*sqliteEngine)(nil)
 )
 
 // sessions returns the engine's session methods. Both engines have them
@@ -43,6 +45,12 @@ func (db *DB) CreateSession(ctx context.Context, s *toolkit.Session) error {
 // FindSession implements toolkit.SessionStore.
 func (db *DB) FindSession(ctx context.Context, id string) (*toolkit.Session, error) {
 	return db.sessions().FindSession(ctx, id)
+}
+
+// FindSessionWithKey implements toolkit.SessionKeyFinder: one query, a
+// LEFT JOIN of sessions with api_keys on the session's key id.
+func (db *DB) FindSessionWithKey(ctx context.Context, id string) (*toolkit.Session, *toolkit.APIKey, error) {
+	return db.sessions().FindSessionWithKey(ctx, id)
 }
 
 // ExtendSession implements toolkit.SessionStore.

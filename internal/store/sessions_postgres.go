@@ -31,6 +31,40 @@ func (e *pgEngine) FindSession(ctx context.Context, id string) (*toolkit.Session
 	return &s, nil
 }
 
+// pgSessionWithKeySelect reads a session and its key in one round trip.
+// Without a key row every key column is NULL; COALESCE turns them into
+// what pgAPIKeyRow scans, with an empty id meaning no key. An anonymous
+// session (empty key_id) is kept from matching any key.
+const pgSessionWithKeySelect = `
+	SELECT s.id, s.key_id, s.data, s.created_at, s.expires_at,
+		COALESCE(k.id, ''), COALESCE(k.name, ''), COALESCE(k.kind, ''), COALESCE(k.toolkits, '[]'),
+		COALESCE(k.toolkit_id, ''), COALESCE(k.oauth_redirect_urls, '[]'), COALESCE(k.prefix, ''),
+		COALESCE(k.hash, ''::bytea), COALESCE(k.created_at, s.created_at), k.last_used_at, k.revoked_at
+	FROM sessions s LEFT JOIN api_keys k ON s.key_id <> '' AND k.id = s.key_id
+	WHERE s.id = $1`
+
+func (e *pgEngine) FindSessionWithKey(ctx context.Context, id string) (*toolkit.Session, *toolkit.APIKey, error) {
+	var (
+		s    toolkit.Session
+		data []byte
+		kr   pgAPIKeyRow
+	)
+	dest := append(make([]any, 0, 16), &s.ID, &s.KeyID, &data, &s.CreatedAt, &s.ExpiresAt)
+	if err := e.pool.QueryRow(ctx, pgSessionWithKeySelect, id).Scan(kr.dest(dest)...); err != nil {
+		return nil, nil, pgTranslate(err, subject("session", id))
+	}
+	s.Data = data
+	s.CreatedAt, s.ExpiresAt = s.CreatedAt.UTC(), s.ExpiresAt.UTC()
+	if kr.k.ID == "" {
+		return &s, nil, nil
+	}
+	k, err := kr.key()
+	if err != nil {
+		return nil, nil, pgTranslate(err, subject("api key", s.KeyID))
+	}
+	return &s, k, nil
+}
+
 func (e *pgEngine) ExtendSession(ctx context.Context, id string, now, until time.Time) error {
 	// One statement: the row lock orders concurrent extensions, and
 	// GREATEST keeps a later expiry set by another instance.

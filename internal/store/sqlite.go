@@ -536,23 +536,38 @@ func (e *sqliteEngine) ListAPIKeys(ctx context.Context) ([]*toolkit.APIKey, erro
 }
 
 func scanSQLiteAPIKey(row interface{ Scan(...any) error }) (*toolkit.APIKey, error) {
-	var (
-		k                   toolkit.APIKey
-		toolkits, redirects []byte
-		err                 error
-	)
-	err = row.Scan(&k.ID, &k.Name, &k.Kind, &toolkits, &k.ToolkitID, &redirects, &k.Prefix, &k.Hash,
-		timeCol{&k.CreatedAt}, nullTimeCol{&k.LastUsedAt}, nullTimeCol{&k.RevokedAt})
-	if err != nil {
+	var r sqliteAPIKeyRow
+	if err := row.Scan(r.dest(make([]any, 0, 11))...); err != nil {
 		return nil, err
 	}
-	if k.Toolkits, err = decodeStrings(toolkits); err != nil {
+	return r.key()
+}
+
+// sqliteAPIKeyRow is an api_keys row being scanned, so that a query that
+// reads a key with something else (FindSessionWithKey) scans it as
+// scanSQLiteAPIKey does.
+type sqliteAPIKeyRow struct {
+	k                   toolkit.APIKey
+	toolkits, redirects []byte
+}
+
+// dest appends the scan destinations of sqliteAPIKeyColumns, in order.
+func (r *sqliteAPIKeyRow) dest(into []any) []any {
+	return append(into, &r.k.ID, &r.k.Name, &r.k.Kind, &r.toolkits, &r.k.ToolkitID, &r.redirects,
+		&r.k.Prefix, &r.k.Hash, timeCol{&r.k.CreatedAt}, nullTimeCol{&r.k.LastUsedAt}, nullTimeCol{&r.k.RevokedAt})
+}
+
+// key finishes the scanned key.
+func (r *sqliteAPIKeyRow) key() (*toolkit.APIKey, error) {
+	k := &r.k
+	var err error
+	if k.Toolkits, err = decodeStrings(r.toolkits); err != nil {
 		return nil, err
 	}
-	if k.OAuthRedirectURLs, err = decodeStrings(redirects); err != nil {
+	if k.OAuthRedirectURLs, err = decodeStrings(r.redirects); err != nil {
 		return nil, err
 	}
-	return &k, nil
+	return k, nil
 }
 
 func (e *sqliteEngine) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {

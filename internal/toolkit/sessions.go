@@ -51,6 +51,17 @@ type SessionStore interface {
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
 }
 
+// SessionKeyFinder is what a SessionStore may also implement (*store.DB
+// does, on both engines): a session and the key that opened it in one
+// read, for surfaces that check both on every request.
+type SessionKeyFinder interface {
+	// FindSessionWithKey returns the session with id, expired or not, and
+	// the API key named by its KeyID, revoked or not (Service.CheckSessionKey
+	// decides). key is nil when the session is anonymous or its key no
+	// longer exists. KindNotFound if there is no session.
+	FindSessionWithKey(ctx context.Context, id string) (*Session, *APIKey, error)
+}
+
 // FindLiveAPIKey returns the key with id if it still works: KindNotFound
 // if there is no such key, KindUnauthenticated if it was revoked. Surfaces
 // that remember which key opened a session call it on every request, so a
@@ -59,6 +70,16 @@ func (s *Service) FindLiveAPIKey(ctx context.Context, id string) (*APIKey, error
 	k, err := s.store.FindAPIKeyByID(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	return s.CheckSessionKey(id, k)
+}
+
+// CheckSessionKey is FindLiveAPIKey for key id already read (by
+// SessionKeyFinder.FindSessionWithKey; nil when there is no such key): the
+// same checks, the same errors.
+func (s *Service) CheckSessionKey(id string, k *APIKey) (*APIKey, error) {
+	if k == nil {
+		return nil, Errorf(KindNotFound, KindNotFound.String(), "api key %q not found", id)
 	}
 	if k.RevokedAt != nil {
 		return nil, Errorf(KindUnauthenticated, "unauthenticated", "the API key of this session was revoked")

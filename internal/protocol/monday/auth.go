@@ -152,9 +152,24 @@ func (h *Handler) verify(ctx context.Context, r *http.Request, msgs authMessages
 // liveCaller loads the session of a client whose token was checked,
 // makes sure it and its key still work, and slides it. Failures are
 // KindForbidden with msg (the client cannot tell which check failed).
+//
+// A session store that can (toolkit.SessionKeyFinder, as *store.DB) reads
+// the session and its key in one query; any other reads them one after
+// the other. The checks and their outcomes are the same either way.
 func (h *Handler) liveCaller(ctx context.Context, clientID, msg string) (*caller, error) {
 	now := h.now()
-	s, err := h.sessions.FindSession(ctx, clientID)
+	var (
+		s      *toolkit.Session
+		key    *toolkit.APIKey // read with s; only when joined
+		err    error
+		finder toolkit.SessionKeyFinder
+		joined bool
+	)
+	if finder, joined = h.sessions.(toolkit.SessionKeyFinder); joined {
+		s, key, err = finder.FindSessionWithKey(ctx, clientID)
+	} else {
+		s, err = h.sessions.FindSession(ctx, clientID)
+	}
 	switch {
 	case toolkit.IsNotFound(err):
 		return nil, toolkit.Wrap(err, toolkit.KindForbidden, "forbidden", msg)
@@ -169,7 +184,11 @@ func (h *Handler) liveCaller(ctx context.Context, clientID, msg string) (*caller
 	}
 	switch {
 	case s.KeyID != "":
-		c.key, err = h.svc.FindLiveAPIKey(ctx, s.KeyID)
+		if joined {
+			c.key, err = h.svc.CheckSessionKey(s.KeyID, key)
+		} else {
+			c.key, err = h.svc.FindLiveAPIKey(ctx, s.KeyID)
+		}
 		if k := toolkit.KindOf(err); k == toolkit.KindNotFound || k == toolkit.KindUnauthenticated {
 			return nil, toolkit.Wrap(err, toolkit.KindForbidden, "forbidden", msg)
 		}

@@ -69,6 +69,8 @@ type envOptions struct {
 	// wrap, when set, wraps the toolkit.Store the env's Service uses (the
 	// handler's sessions still go to db directly).
 	wrap func(toolkit.Store) toolkit.Store
+	// sessions, when set, wraps the SessionStore the handler is given.
+	sessions func(toolkit.SessionStore) toolkit.SessionStore
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test")
@@ -108,9 +110,13 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	}
 	e.engine = execution.NewEngine(execution.Config{Logger: logger})
 	t.Cleanup(e.engine.Close)
+	var sessions toolkit.SessionStore = e.db
+	if o.sessions != nil {
+		sessions = o.sessions(sessions)
+	}
 	e.h, err = monday.NewHandler(monday.Config{
 		Service:        e.svc,
-		Sessions:       e.db,
+		Sessions:       sessions,
 		Engine:         e.engine,
 		JWTSecret:      e.secret,
 		AllowAnonymous: o.allowAnonymous,

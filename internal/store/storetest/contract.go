@@ -62,6 +62,7 @@ func RunContract(t *testing.T, open func(testing.TB) toolkit.Store) {
 		{"OAuthStates", testOAuthStates},
 		{"TakeOAuthStateOnce", testTakeOAuthStateOnce},
 		{"ResealSecrets", testResealSecrets},
+		{"FindSessionWithKey", testFindSessionWithKey},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
