@@ -16,34 +16,45 @@ func TestTuneGC(t *testing.T) {
 		debug.SetMemoryLimit(memLimit)
 	})
 
+	const meminfo = "MemTotal:       24684132 kB\nMemFree:        23000000 kB\n"
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
-	cgroup := func(content string, err error) func(string) ([]byte, error) {
+	files := func(cgroup string, cgroupErr error, mem string) func(string) ([]byte, error) {
 		return func(path string) ([]byte, error) {
-			if path != cgroupMemoryMax {
-				t.Errorf("read %s, want %s", path, cgroupMemoryMax)
+			switch path {
+			case cgroupMemoryMax:
+				return []byte(cgroup), cgroupErr
+			case procMeminfo:
+				if mem == "" {
+					return nil, fs.ErrNotExist
+				}
+				return []byte(mem), nil
 			}
-			return []byte(content), err
+			t.Errorf("read %s", path)
+			return nil, fs.ErrNotExist
 		}
 	}
+	half := int64(24684132<<10) / 2
 	for _, tc := range []struct {
 		name     string
 		env      map[string]string
-		cgroup   func(string) ([]byte, error)
+		files    func(string) ([]byte, error)
 		want     gcSettings
 		wantGOGC int
 	}{
-		{"defaults, no cgroup", nil, cgroup("", fs.ErrNotExist), gcSettings{gcPercent: 400}, 400},
-		{"unlimited cgroup", nil, cgroup("max\n", nil), gcSettings{gcPercent: 400}, 400},
-		{"cgroup limit", nil, cgroup("1073741824\n", nil), gcSettings{gcPercent: 400, memoryLimit: 966367641}, 400},
-		{"garbage in memory.max", nil, cgroup("lots", nil), gcSettings{gcPercent: 400}, 400},
-		{"unreadable memory.max", nil, cgroup("", errors.New("permission denied")), gcSettings{gcPercent: 400}, 400},
-		{"GOGC set wins", map[string]string{"GOGC": "100"}, cgroup("max", nil), gcSettings{}, 100},
-		{"GOMEMLIMIT set wins", map[string]string{"GOMEMLIMIT": "1GiB"}, cgroup("1073741824", nil), gcSettings{gcPercent: 400}, 400},
+		{"no cgroup: half the machine", nil, files("", fs.ErrNotExist, meminfo), gcSettings{gcPercent: 800, memoryLimit: half}, 800},
+		{"unlimited cgroup: half the machine", nil, files("max\n", nil, meminfo), gcSettings{gcPercent: 800, memoryLimit: half}, 800},
+		{"cgroup limit", nil, files("1073741824\n", nil, meminfo), gcSettings{gcPercent: 800, memoryLimit: 966367641}, 800},
+		{"garbage in memory.max", nil, files("lots", nil, meminfo), gcSettings{gcPercent: 800, memoryLimit: half}, 800},
+		{"unreadable memory.max", nil, files("", errors.New("permission denied"), meminfo), gcSettings{gcPercent: 800, memoryLimit: half}, 800},
+		{"nothing readable", nil, files("", fs.ErrNotExist, ""), gcSettings{gcPercent: 800}, 800},
+		{"garbage in meminfo", nil, files("max", nil, "MemTotal: lots kB\n"), gcSettings{gcPercent: 800}, 800},
+		{"GOGC set wins", map[string]string{"GOGC": "100"}, files("max", nil, meminfo), gcSettings{memoryLimit: half}, 100},
+		{"GOMEMLIMIT set wins", map[string]string{"GOMEMLIMIT": "1GiB"}, files("1073741824", nil, meminfo), gcSettings{gcPercent: 800}, 800},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetGCPercent(100)
 			debug.SetMemoryLimit(1 << 62)
-			got := tuneGC(env(tc.env), tc.cgroup)
+			got := tuneGC(env(tc.env), tc.files)
 			if got != tc.want {
 				t.Errorf("tuneGC = %+v, want %+v", got, tc.want)
 			}
