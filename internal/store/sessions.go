@@ -24,10 +24,9 @@ type sessionEngine interface {
 }
 
 var (
-	_ toolkit.SessionStore     = (*DB)(nil)
-	_ toolkit.SessionKeyFinder = (*DB)(nil)
-	_ sessionEngine            = (*pgEngine)(nil)
-	_ sessionEngine            = (*sqliteEngine)(nil)
+	_ toolkit.SessionStore = (*DB)(nil)
+	_ sessionEngine        = (*pgEngine)(nil)
+	_ sessionEngine        = (*sqliteEngine)(nil)
 )
 
 // sessions returns the engine's session methods. Both engines have them
@@ -47,7 +46,7 @@ func (db *DB) FindSession(ctx context.Context, id string) (*toolkit.Session, err
 	return db.sessions().FindSession(ctx, id)
 }
 
-// FindSessionWithKey implements toolkit.SessionKeyFinder: one query, a
+// FindSessionWithKey (toolkit.SessionStore) is one query, a
 // LEFT JOIN of sessions with api_keys on the session's key id.
 func (db *DB) FindSessionWithKey(ctx context.Context, id string) (*toolkit.Session, *toolkit.APIKey, error) {
 	return db.sessions().FindSessionWithKey(ctx, id)

@@ -39,6 +39,12 @@ type SessionStore interface {
 	// FindSession returns the session with id, expired or not (the caller
 	// compares ExpiresAt with its clock); KindNotFound if there is none.
 	FindSession(ctx context.Context, id string) (*Session, error)
+	// FindSessionWithKey is FindSession that also returns, in the same
+	// read, the API key named by the session's KeyID, revoked or not
+	// (Service.CheckSessionKey decides): for surfaces that check both on
+	// every request. key is nil when the session is anonymous or its key
+	// no longer exists.
+	FindSessionWithKey(ctx context.Context, id string) (*Session, *APIKey, error)
 	// ExtendSession moves the expiry of a session that is still live at now
 	// to until; an expiry later than until is kept (it never goes back).
 	// KindNotFound if the session does not exist or has expired at now, so
@@ -49,17 +55,6 @@ type SessionStore interface {
 	// DeleteExpiredSessions removes every session expired at now and
 	// reports how many it removed.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
-}
-
-// SessionKeyFinder is what a SessionStore may also implement (*store.DB
-// does, on both engines): a session and the key that opened it in one
-// read, for surfaces that check both on every request.
-type SessionKeyFinder interface {
-	// FindSessionWithKey returns the session with id, expired or not, and
-	// the API key named by its KeyID, revoked or not (Service.CheckSessionKey
-	// decides). key is nil when the session is anonymous or its key no
-	// longer exists. KindNotFound if there is no session.
-	FindSessionWithKey(ctx context.Context, id string) (*Session, *APIKey, error)
 }
 
 // FindLiveAPIKey returns the key with id if it still works: KindNotFound
@@ -75,7 +70,7 @@ func (s *Service) FindLiveAPIKey(ctx context.Context, id string) (*APIKey, error
 }
 
 // CheckSessionKey is FindLiveAPIKey for key id already read (by
-// SessionKeyFinder.FindSessionWithKey; nil when there is no such key): the
+// SessionStore.FindSessionWithKey; nil when there is no such key): the
 // same checks, the same errors.
 func (s *Service) CheckSessionKey(id string, k *APIKey) (*APIKey, error) {
 	if k == nil {

@@ -153,23 +153,10 @@ func (h *Handler) verify(ctx context.Context, r *http.Request, msgs authMessages
 // makes sure it and its key still work, and slides it. Failures are
 // KindForbidden with msg (the client cannot tell which check failed).
 //
-// A session store that can (toolkit.SessionKeyFinder, as *store.DB) reads
-// the session and its key in one query; any other reads them one after
-// the other. The checks and their outcomes are the same either way.
+// The session and its key come from one query.
 func (h *Handler) liveCaller(ctx context.Context, clientID, msg string) (*caller, error) {
 	now := h.now()
-	var (
-		s      *toolkit.Session
-		key    *toolkit.APIKey // read with s; only when joined
-		err    error
-		finder toolkit.SessionKeyFinder
-		joined bool
-	)
-	if finder, joined = h.sessions.(toolkit.SessionKeyFinder); joined {
-		s, key, err = finder.FindSessionWithKey(ctx, clientID)
-	} else {
-		s, err = h.sessions.FindSession(ctx, clientID)
-	}
+	s, key, err := h.sessions.FindSessionWithKey(ctx, clientID)
 	switch {
 	case toolkit.IsNotFound(err):
 		return nil, toolkit.Wrap(err, toolkit.KindForbidden, "forbidden", msg)
@@ -184,11 +171,7 @@ func (h *Handler) liveCaller(ctx context.Context, clientID, msg string) (*caller
 	}
 	switch {
 	case s.KeyID != "":
-		if joined {
-			c.key, err = h.svc.CheckSessionKey(s.KeyID, key)
-		} else {
-			c.key, err = h.svc.FindLiveAPIKey(ctx, s.KeyID)
-		}
+		c.key, err = h.svc.CheckSessionKey(s.KeyID, key)
 		if k := toolkit.KindOf(err); k == toolkit.KindNotFound || k == toolkit.KindUnauthenticated {
 			return nil, toolkit.Wrap(err, toolkit.KindForbidden, "forbidden", msg)
 		}

@@ -11,12 +11,11 @@ import (
 	"github.com/atp-server/atp-server/internal/toolkit"
 )
 
-// sessionKeyStore is a store that keeps sessions and reads one with its
-// key (toolkit.SessionKeyFinder), as *store.DB does on both engines.
+// sessionKeyStore is a store that keeps sessions, as *store.DB does on
+// both engines.
 type sessionKeyStore interface {
 	toolkit.Store
 	toolkit.SessionStore
-	toolkit.SessionKeyFinder
 }
 
 // testFindSessionWithKey: the session and the key its KeyID names come
@@ -25,7 +24,7 @@ type sessionKeyStore interface {
 func testFindSessionWithKey(t *testing.T, st toolkit.Store) {
 	s, ok := st.(sessionKeyStore)
 	if !ok {
-		t.Skipf("%T does not implement toolkit.SessionKeyFinder", st)
+		t.Fatalf("%T does not implement toolkit.SessionStore", st)
 	}
 	ctx := t.Context()
 	live := sampleKey("key_live", toolkit.KeyClient)
