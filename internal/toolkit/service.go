@@ -23,6 +23,7 @@ type Service struct {
 	logger      *slog.Logger
 	now         func() time.Time
 	schemas     *schemaCache
+	catalog     *Catalog
 	touchedMu   sync.Mutex
 	lastTouched map[string]time.Time
 }
@@ -47,7 +48,7 @@ func NewService(cfg Config) *Service {
 	for k, r := range cfg.Runners {
 		runners[k] = r
 	}
-	return &Service{
+	s := &Service{
 		store:       cfg.Store,
 		sealer:      cfg.Sealer,
 		runners:     runners,
@@ -57,7 +58,14 @@ func NewService(cfg Config) *Service {
 		schemas:     newSchemaCache(),
 		lastTouched: make(map[string]time.Time),
 	}
+	s.catalog = NewCatalog(s)
+	return s
 }
+
+// Catalog is the Service's catalog of toolkits: every surface resolves
+// toolkits through the same one, so a toolkit version is loaded and kept
+// once per process, not once per surface.
+func (s *Service) Catalog() *Catalog { return s.catalog }
 
 var (
 	toolkitIDPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)

@@ -137,7 +137,7 @@ func NewHandler(cfg Config) *Handler {
 		svc:     cfg.Service,
 		hub:     cfg.Hub,
 		oauth:   cfg.OAuth,
-		catalog: toolkit.NewCatalog(cfg.Service),
+		catalog: cfg.Service.Catalog(),
 		renders: newRenderCache(),
 		logger:  cfg.Logger,
 		ctx:     ctx,

@@ -126,7 +126,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.now = time.Now
 	}
 	h.sessionMaxAge = max(h.sessionMaxAge, h.sessionIdle)
-	h.catalog = toolkit.NewCatalog(h.svc)
+	h.catalog = h.svc.Catalog()
 	h.tokens = newTokenCodec(append([]byte(nil), cfg.JWTSecret...), h.now)
 	lim := cfg.Engine.Limits()
 	h.limits = infoLimits{MaxTimeout: lim.MaxTimeout.Milliseconds(), MaxMemory: lim.MaxMemory, MaxLLMCalls: lim.MaxLLMCalls}
